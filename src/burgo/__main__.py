@@ -1,0 +1,3 @@
+from burgo.cli import main
+
+main()

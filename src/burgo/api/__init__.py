@@ -1,0 +1,1 @@
+"""HTTP API: one module per NGSI-LD resource, plus the platform's own resources."""

@@ -1,0 +1,135 @@
+"""Builds the Burgo application: ``create_app(settings)`` wires every part; the lifespan starts
+and stops the background work (store writer, HTTP client)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from burgo import __version__
+from burgo.api import entities, jsonld_contexts, system
+from burgo.api.context_resolver import ContextResolver
+from burgo.api.http import problem_response
+from burgo.api.metrics import Metrics, MetricsMiddleware
+from burgo.api.services import Services
+from burgo.clock import Clock, SystemClock
+from burgo.config import Settings
+from burgo.ngsild.errors import (
+    BadRequestData,
+    InternalError,
+    InvalidRequest,
+    NgsiLdError,
+    NotAcceptable,
+    ResourceNotFound,
+    UnsupportedMediaType,
+)
+from burgo.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name (the embedded SQLite file by default)."""
+    from burgo.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.db, synchronous=settings.sqlite_synchronous)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> FastAPI:
+    """The Burgo ASGI application for ``settings``."""
+    the_store = store if store is not None else open_store(settings)
+    the_clock = clock if clock is not None else SystemClock()
+    client = http_client if http_client is not None else httpx.AsyncClient()
+    resolver = ContextResolver(
+        the_store,
+        client,
+        now=the_clock.now,
+        timeout=settings.context_fetch_timeout,
+        cache_size=settings.context_cache_size,
+    )
+    services = Services(settings=settings, store=the_store, contexts=resolver, clock=the_clock)
+    metrics = Metrics(the_store.stats)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_store.open()
+        log.info("Burgo %s serving %s", __version__, settings.db)
+        try:
+            yield
+        finally:
+            await the_store.close()
+            if http_client is None:
+                await client.aclose()
+
+    app = FastAPI(
+        title="Burgo",
+        version=__version__,
+        description="Open IoT data platform for small and medium-sized cities: NGSI-LD broker.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _install_error_handlers(app)
+    app.include_router(entities.router)
+    app.include_router(jsonld_contexts.router)
+    app.include_router(system.router)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def ngsi_ld_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NgsiLdError)
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
+        return problem_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        mapped: NgsiLdError
+        if exc.status_code == 404:
+            mapped = ResourceNotFound(f"No resource at {request.url.path}")
+        elif exc.status_code == 405:
+            response = problem_response(
+                InvalidRequest(f"{request.method} is not allowed on {request.url.path}")
+            )
+            response.status_code = 405
+            if exc.headers:
+                response.headers.update(exc.headers)
+            return response
+        elif exc.status_code == 406:
+            mapped = NotAcceptable(str(exc.detail))
+        elif exc.status_code == 415:
+            mapped = UnsupportedMediaType(str(exc.detail))
+        else:
+            mapped = InvalidRequest(str(exc.detail))
+            response = problem_response(mapped)
+            response.status_code = exc.status_code
+            return response
+        return problem_response(mapped)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return problem_response(BadRequestData(f"Invalid request: {exc}"))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("Unexpected error in %s %s", request.method, request.url.path)
+        return problem_response(InternalError("An unexpected error occurred; see the server log"))
+
+    app.add_exception_handler(NgsiLdError, ngsi_ld_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

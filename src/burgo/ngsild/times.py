@@ -1,0 +1,31 @@
+"""NGSI-LD DateTime values: parsed strictly, written in one canonical UTC form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from burgo.ngsild.errors import BadRequestData
+
+
+def parse_datetime(text: object, what: str = "DateTime") -> datetime:
+    """Parse an ISO 8601 date-time with a time zone into an aware UTC datetime."""
+    if not isinstance(text, str) or "T" not in text:
+        raise BadRequestData(f"{what} must be an ISO 8601 date-time string, got {text!r}")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequestData(f"{what} is not a valid ISO 8601 date-time: {text!r}") from exc
+    if parsed.tzinfo is None:
+        raise BadRequestData(f"{what} must carry a time zone (e.g. a trailing Z): {text!r}")
+    return parsed.astimezone(UTC)
+
+
+def format_datetime(moment: datetime) -> str:
+    """The canonical form Burgo stores and returns: UTC, milliseconds, trailing Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def canonical_datetime(text: object, what: str = "DateTime") -> str:
+    """Validate a client's date-time and return it in canonical form."""
+    return format_datetime(parse_datetime(text, what))

@@ -1,0 +1,87 @@
+"""The Store protocol: what every storage backend (SQLite, PostgreSQL) offers the layers above.
+
+Every key includes the tenant. Writes that depend on the stored state take a pure function
+(``change``) that the backend runs inside its write transaction, so concurrent writers to one
+entity never lose each other's updates, on any backend.
+
+>>> async def rename(store: Store) -> None:
+...     await store.modify_entity("", "urn:ngsi-ld:Room:1", lambda e: (e, None))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from burgo.ngsild.model import Entity
+
+T = TypeVar("T")
+
+DEFAULT_TENANT = ""
+
+# Applied to the stored entity inside the write transaction: the new entity (None deletes it)
+# and a value handed back to the caller.
+EntityChange = Callable[[Entity], tuple[Entity | None, T]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContext:
+    """A JSON-LD @context the broker keeps: hosted (added by a user) or cached (fetched)."""
+
+    id: str
+    url: str
+    kind: str
+    document: Any
+    created_at: str
+    last_usage: str | None = None
+    hits: int = 0
+
+
+class Store(Protocol):
+    """Storage of tenants, entities and @contexts."""
+
+    async def open(self) -> None:
+        """Create or upgrade the schema and start any background work."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether ``tenant`` holds (or once held) data; the default tenant always exists."""
+
+    async def list_tenants(self) -> list[str]:
+        """The tenants, the default one (empty name) included."""
+
+    async def create_entity(self, tenant: str, entity: Entity) -> None:
+        """Store a new entity, creating the tenant on first write; AlreadyExists if present."""
+
+    async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        """The entity with ``entity_id``, or None; NonexistentTenant for an unknown tenant."""
+
+    async def modify_entity(self, tenant: str, entity_id: str, change: EntityChange[T]) -> T:
+        """Apply ``change`` to the stored entity atomically; ResourceNotFound if it is missing."""
+
+    async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
+        """Delete an entity and return it; ResourceNotFound if it is missing."""
+
+    async def count_entities(self, tenant: str) -> int:
+        """How many entities ``tenant`` holds."""
+
+    async def put_context(self, context: StoredContext) -> None:
+        """Store (or replace) a JSON-LD @context."""
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """The stored @context with that id (or original URL), or None."""
+
+    async def list_contexts(self, kind: str | None = None) -> Sequence[StoredContext]:
+        """Stored @contexts, optionally of one kind."""
+
+    async def touch_context(self, context_id: str, used_at: str) -> None:
+        """Count one use of a stored @context."""
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a stored @context; False if there was none."""
+
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics (queue depth, database size, ...)."""
