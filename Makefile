@@ -1,35 +1,69 @@
-# Burgo — developer and user entry points.
+# Burgo — developer and user entry points. `make help` lists them.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DB ?= ./burgo-data/burgo.db
+# Quiet pip, but its warnings and errors still show.
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
+# Only the folders that exist: git does not keep empty ones, and ruff fails on a missing path.
+LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: demo test lint typecheck pytest bench clean
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.PHONY: help install demo test lint typecheck pytest bench clean
 
-$(BIN)/activate:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+## help: list these targets
+help:
+	@echo "Burgo — make targets:"
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/\1|\2/p' $(MAKEFILE_LIST) | \
+	  awk -F'|' '{ printf "  make %-10s %s\n", $$1, $$2 }'
+	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) HOST=$(HOST) PORT=$(PORT) DB=$(DB)"
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+# The virtual environment, created once. The stamp is written only when pip works in it, so a
+# half-made .venv (no ensurepip, no network) is made again on the next run instead of trusted.
+$(VENV)/.created:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Burgo needs Python 3.11 or newer; '$(PYTHON)' is missing or older." >&2; \
+	  echo "Install it, or run: make PYTHON=python3.11 ..." >&2; exit 1; }
+	@if ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+	  echo "Creating the virtual environment in $(VENV)"; \
+	  $(PYTHON) -m venv --clear $(VENV) || { \
+	    echo "Cannot create $(VENV). On Debian or Ubuntu: apt-get install python3-venv" >&2; \
+	    exit 1; }; \
+	  $(PIP) install --upgrade pip; \
+	fi
+	@touch $@
 
-## demo: set up, install and start Burgo on ./burgo-data
+# Burgo and the test tools, installed again whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml $(VENV)/.created
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+## install: create .venv and install Burgo into it, without starting it
+install: $(VENV)/.installed
+
+## demo: set up, install and start Burgo on ./burgo-data (Ctrl+C stops it)
 demo: $(VENV)/.installed
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
-	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db ./burgo-data/burgo.db
+	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check and run the whole test suite (what CI runs)
 test: lint typecheck pytest
 
+## lint: ruff check and ruff format --check
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	@status=0; \
+	  echo "ruff check $(LINT_PATHS)"; $(BIN)/ruff check $(LINT_PATHS) || status=1; \
+	  echo "ruff format --check $(LINT_PATHS)"; $(BIN)/ruff format --check $(LINT_PATHS) || status=1; \
+	  exit $$status
 
+## typecheck: mypy (strict) on src/burgo
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+## pytest: the tests only (no tests collected is a failure)
 pytest: $(VENV)/.installed
 	$(BIN)/pytest -q
 
@@ -37,5 +71,6 @@ pytest: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_entities.py
 
+## clean: remove the virtual environment and caches (never ./burgo-data)
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -104,22 +104,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             mapped = ResourceNotFound(f"No resource at {request.url.path}")
         elif exc.status_code == 405:
-            response = problem_response(
-                InvalidRequest(f"{request.method} is not allowed on {request.url.path}")
+            return problem_response(
+                InvalidRequest(f"{request.method} is not allowed on {request.url.path}"),
+                status=405,
+                headers=exc.headers,
             )
-            response.status_code = 405
-            if exc.headers:
-                response.headers.update(exc.headers)
-            return response
         elif exc.status_code == 406:
             mapped = NotAcceptable(str(exc.detail))
         elif exc.status_code == 415:
             mapped = UnsupportedMediaType(str(exc.detail))
         else:
-            mapped = InvalidRequest(str(exc.detail))
-            response = problem_response(mapped)
-            response.status_code = exc.status_code
-            return response
+            return problem_response(InvalidRequest(str(exc.detail)), status=exc.status_code)
         return problem_response(mapped)
 
     async def validation_error(request: Request, exc: Exception) -> Response:

@@ -2,42 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from burgo import __version__
-from burgo.config import DEFAULT_CONFIG_FILE, SettingsError, load_settings
+from burgo.config import DEFAULT_CONFIG_FILE, Settings, SettingsError, load_settings
+from burgo.ngsild.errors import NgsiLdError
 
 app = typer.Typer(
     help="Burgo: an open IoT data platform for small and medium-sized cities.",
     no_args_is_help=True,
     add_completion=False,
 )
+db_app = typer.Typer(help="Look after the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[Path, typer.Option(help="Settings file (TOML); missing is fine.")]
+DbOption = Annotated[str | None, typer.Option(help="SQLite database file.")]
+
+
+def _settings(flags: Mapping[str, Any], config: Path) -> Settings:
+    """The settings, or exit 2 with a message naming the bad key."""
+    try:
+        return load_settings(flags=flags, config_path=config)
+    except SettingsError as exc:
+        typer.echo(f"burgo: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
-    db: Annotated[str | None, typer.Option(help="SQLite database file.")] = None,
+    db: DbOption = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning, error or critical.")
     ] = None,
-    config: Annotated[Path, typer.Option(help="Settings file (TOML); missing is fine.")] = Path(
-        DEFAULT_CONFIG_FILE
-    ),
+    config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
 ) -> None:
     """Run the Burgo server (NGSI-LD API at /ngsi-ld/v1, metrics at /metrics)."""
-    try:
-        settings = load_settings(
-            flags={"host": host, "port": port, "db": db, "log_level": log_level},
-            config_path=config,
-        )
-    except SettingsError as exc:
-        typer.echo(f"burgo: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    settings = _settings({"host": host, "port": port, "db": db, "log_level": log_level}, config)
 
     import uvicorn
 
@@ -55,6 +63,27 @@ def serve(
         http="httptools",
         server_header=False,
     )
+
+
+@db_app.command("migrate")
+def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
+    """Upgrade an existing database's schema in place and print its version."""
+    settings = _settings({"db": db}, config)
+    path = Path(settings.db)
+    if not path.is_file():
+        typer.echo(f"burgo: no database at {path}", err=True)
+        raise typer.Exit(1)
+
+    from burgo.store.sqlite import SqliteStore
+
+    try:
+        version, applied = asyncio.run(SqliteStore(path).upgrade())
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    steps = ", ".join(map(str, applied))
+    done = f"upgraded (applied {steps})" if applied else "already up to date"
+    typer.echo(f"{path}: schema version {version}, {done}")
 
 
 @app.command()

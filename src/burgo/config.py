@@ -28,30 +28,32 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
-    port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP server.")
-    db: str = Field("./burgo-data/burgo.db", description="Path of the SQLite database file.")
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
-        "info", description="Least severe log level written."
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port of the HTTP server.")
+    db: str = Field(
+        default="./burgo-data/burgo.db", description="Path of the SQLite database file."
     )
-    log_json: bool = Field(False, description="Write logs as JSON lines.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="Least severe log level written."
+    )
+    log_json: bool = Field(default=False, description="Write logs as JSON lines.")
     max_body_bytes: int = Field(
-        16 * 1024 * 1024,
+        default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body accepted (bytes); over it: 413.",
     )
     context_fetch_timeout: float = Field(
-        5.0, gt=0, le=120, description="Seconds to wait for a remote JSON-LD @context."
+        default=5.0, gt=0, le=120, description="Seconds to wait for a remote JSON-LD @context."
     )
     context_cache_size: int = Field(
-        256, ge=1, description="Remote @contexts kept processed in memory."
+        default=256, ge=1, description="Remote @contexts kept processed in memory."
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        "FULL",
+        default="FULL",
         description="SQLite durability: FULL survives power loss; NORMAL survives crashes only.",
     )
     public_url: str | None = Field(
-        None, description="Base URL clients reach Burgo at (for served @context URLs)."
+        default=None, description="Base URL clients reach Burgo at (for served @context URLs)."
     )
 
     @field_validator("db")
@@ -82,6 +84,11 @@ def _file_values(path: Path | None) -> dict[str, Any]:
     section = data.get("burgo", data)
     if not isinstance(section, dict):
         raise SettingsError(f"{path}: [burgo] must be a table")
+    stray = [key for key in data if key != "burgo"] if section is not data else []
+    if stray:
+        raise SettingsError(
+            f"Invalid settings: setting '{stray[0]}' from {path} is outside the [burgo] table"
+        )
     return {key.replace("-", "_"): value for key, value in section.items()}
 
 

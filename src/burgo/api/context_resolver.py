@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -45,13 +46,16 @@ _SDM_URL = re.compile(
 )
 
 
-@cache
 def shipped_context(url: str) -> Any | None:
     """A Smart Data Models @context shipped with Burgo for a well-known URL, if there is one."""
     match = _SDM_URL.match(url)
     if match is None:
         return None
-    domain = match[2] or match[4]
+    return _shipped_domain(match[2] or match[4])
+
+
+@lru_cache(maxsize=64)
+def _shipped_domain(domain: str) -> Any | None:
     entry = resources.files("burgo.data").joinpath("sdm", f"{domain}.jsonld")
     if not entry.is_file():
         return None
@@ -67,7 +71,11 @@ def hosted_id(url: str) -> str | None:
 
 
 class ContextResolver:
-    """Active contexts for requests, with remote documents fetched once and cached."""
+    """Active contexts for requests, with remote documents fetched once and cached.
+
+    >>> resolver = ContextResolver(store, httpx.AsyncClient(), now=clock.now)  # doctest: +SKIP
+    >>> ctx = await resolver.resolve("https://example.org/context.jsonld")  # doctest: +SKIP
+    """
 
     def __init__(
         self,
@@ -103,18 +111,26 @@ class ContextResolver:
         if active is not None:
             self._active.move_to_end(key)
             return active
+        active = await self.process(local)
+        self._active[key] = active
+        if len(self._active) > self._cache_size:
+            self._active.popitem(last=False)
+        return active
+
+    async def process(self, local: Any) -> Context:
+        """Process ``local``, fetching the remote contexts it needs; downloads are kept only
+        when the whole context turns out valid."""
         documents: dict[str, Any] = {}
+        downloaded: dict[str, Any] = {}
         while True:
             try:
                 active = process_context(local, documents)
                 break
             except MissingContext as missing:
-                if missing.url in documents:
-                    raise BadRequestData(f"@context {missing.url} could not be used") from None
-                documents[missing.url] = await self.document(missing.url)
-        self._active[key] = active
-        if len(self._active) > self._cache_size:
-            self._active.popitem(last=False)
+                url = missing.url
+                documents[url] = await self._document(url, downloaded)
+        for url, document in downloaded.items():
+            await self._cache(url, document)
         return active
 
     def _count_use(self, context_id: str) -> None:
@@ -123,28 +139,44 @@ class ContextResolver:
 
     async def document(self, url: str) -> Any:
         """The context document at ``url``, from the package, the store or the network."""
+        downloaded: dict[str, Any] = {}
+        document = await self._document(url, downloaded)
+        for fetched, fetched_document in downloaded.items():
+            await self._cache(fetched, fetched_document)
+        return document
+
+    async def _document(self, url: str, downloaded: dict[str, Any]) -> Any:
         shipped = shipped_context(url)
         if shipped is not None:
             return shipped
+        stored = await self._stored(url)
+        if stored is not None:
+            return stored.document
+        document = await self.download(url)
+        downloaded[url] = document
+        return document
+
+    async def _stored(self, url: str) -> StoredContext | None:
         local_id = hosted_id(url)
-        stored = await self._store.get_context(local_id or url)
+        stored = await self._store.get_context(local_id) if local_id else None
+        if stored is None or stored.kind == KIND_CACHED:
+            stored = await self._store.get_context(url)
         if stored is not None:
             self._count_use(stored.id)
-            return stored.document
-        if local_id is not None:
-            raise LdContextNotAvailable(f"No @context is hosted here with id {local_id}")
-        document = await self.download(url)
+        return stored
+
+    async def _cache(self, url: str, document: Any) -> None:
+        if await self._store.get_context(url) is not None:
+            return
         await self._store.put_context(
             StoredContext(
-                id=url,
+                id=str(uuid.uuid4()),
                 url=url,
                 kind=KIND_CACHED,
                 document=document,
                 created_at=format_datetime(self._now()),
             )
         )
-        self._count_use(url)
-        return document
 
     async def download(self, url: str) -> Any:
         """Fetch a remote @context document; LdContextNotAvailable when it cannot be had."""
@@ -160,7 +192,7 @@ class ContextResolver:
         except httpx.HTTPError as exc:
             log.warning("Cannot fetch @context %s: %s", url, exc)
             raise LdContextNotAvailable(
-                f"The @context at {url} cannot be retrieved: {exc}"
+                f"The @context at {url} cannot be retrieved: {exc or type(exc).__name__}"
             ) from exc
         if response.status_code != 200:
             raise LdContextNotAvailable(

@@ -56,6 +56,14 @@ def _entity_id(raw: str) -> str:
     return check_uri(raw, "Entity id")
 
 
+def _same_entity(data: Any, entity_id: str) -> None:
+    """Refuse a body whose ``id`` names another entity than the URL does."""
+    if isinstance(data, dict):
+        body_id = data.get("id", data.get("@id"))
+        if body_id is not None and body_id != entity_id:
+            raise BadRequestData(f"The body's id {body_id} differs from the URL's {entity_id}")
+
+
 def _tenant_headers(request: Request) -> dict[str, str]:
     tenant = request.headers.get(TENANT_HEADER)
     return {TENANT_HEADER: tenant} if tenant else {}
@@ -159,9 +167,8 @@ async def put_entity(request: Request, entity_id: str) -> Response:
     entity_id = _entity_id(entity_id)
     body = await read_json_body(request, svc.settings.max_body_bytes)
     ctx = await svc.contexts.resolve(body.context)
+    _same_entity(body.data, entity_id)
     new = parse_entity(body.data, ctx, require_id=False)
-    if new.id and new.id != entity_id:
-        raise BadRequestData(f"The body's id {new.id} differs from the URL's {entity_id}")
     guard, now = _type_guard(request, ctx), svc.now()
 
     def change(current: Entity) -> tuple[Entity, None]:
@@ -183,6 +190,7 @@ async def patch_entity(request: Request, entity_id: str) -> Response:
     body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
     if not isinstance(body.data, dict):
         raise BadRequestData("An entity fragment must be a JSON object")
+    _same_entity(body.data, entity_id)
     ctx = await svc.contexts.resolve(body.context)
     simplified = request.query_params.get("format") in ("simplified", "keyValues") or bool(
         {"keyValues", "simplified"} & options
@@ -214,6 +222,7 @@ async def post_attrs(request: Request, entity_id: str) -> Response:
     entity_id = _entity_id(entity_id)
     overwrite = "noOverwrite" not in request_options(request, ("noOverwrite",))
     body = await read_json_body(request, svc.settings.max_body_bytes)
+    _same_entity(body.data, entity_id)
     ctx = await svc.contexts.resolve(body.context)
     fragment = parse_fragment(body.data, ctx, patch=False)
     guard, now = _type_guard(request, ctx), svc.now()
@@ -233,6 +242,7 @@ async def patch_attrs(request: Request, entity_id: str) -> Response:
     tenant = tenant_of(request)
     entity_id = _entity_id(entity_id)
     body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
+    _same_entity(body.data, entity_id)
     ctx = await svc.contexts.resolve(body.context)
     fragment = parse_fragment(body.data, ctx, patch=True)
     guard, now = _type_guard(request, ctx), svc.now()

@@ -32,9 +32,20 @@ _LINK = re.compile(r"^\s*<([^>]*)>\s*(;.*)?$")
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
 
 
-def problem_response(error: NgsiLdError) -> Response:
-    """An error as NGSI-LD problem details (served as application/json, ETSI 6.3.3)."""
-    return Response(orjson.dumps(error.to_problem()), status_code=error.status, media_type=JSON)
+def problem_response(
+    error: NgsiLdError, *, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error as NGSI-LD problem details (served as application/json, ETSI 6.3.3); ``status``
+    overrides the error type's own for plain HTTP errors such as 405."""
+    body = error.to_problem()
+    if status is not None:
+        body["status"] = status
+    return Response(
+        orjson.dumps(body),
+        status_code=body["status"],
+        media_type=JSON,
+        headers=dict(headers) if headers else None,
+    )
 
 
 def json_response(
@@ -201,13 +212,13 @@ def negotiate(request: Request, offers: tuple[str, ...] = (JSON, JSON_LD)) -> st
 
 
 def query_flag(request: Request, name: str) -> bool:
-    """A boolean query parameter (true/false), InvalidRequest on anything else."""
+    """A boolean query parameter (true/false), BadRequestData on anything else."""
     raw = request.query_params.get(name)
     if raw is None:
         return False
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
-    raise InvalidRequest(f"Query parameter {name!r} must be true or false, got {raw!r}")
+    raise BadRequestData(f"Query parameter {name!r} must be true or false, got {raw!r}")
 
 
 def query_list(request: Request, name: str) -> list[str] | None:
@@ -217,5 +228,5 @@ def query_list(request: Request, name: str) -> list[str] | None:
         return None
     items = [item.strip() for value in values for item in value.split(",")]
     if any(not item for item in items):
-        raise InvalidRequest(f"Query parameter {name!r} has an empty item")
+        raise BadRequestData(f"Query parameter {name!r} has an empty item")
     return items

@@ -18,7 +18,6 @@ from burgo.api.context_resolver import (
 )
 from burgo.api.http import JSON, JSON_LD, json_response, negotiate, query_flag, read_json
 from burgo.api.services import Services, services
-from burgo.ngsild.context import MissingContext, process_context
 from burgo.ngsild.errors import (
     BadRequestData,
     OperationNotSupported,
@@ -47,7 +46,7 @@ def _details(svc: Services, request: Request, stored: StoredContext) -> dict[str
     extra_hits, last = svc.contexts.usage.get(stored.id, (0, None))
     details: dict[str, Any] = {
         "URL": _served_url(svc, request, stored),
-        "localId": stored.id if stored.kind != KIND_CACHED else f"urn:ngsi-ld:cached:{stored.id}",
+        "localId": stored.id,
         "kind": stored.kind,
         "createdAt": stored.created_at,
         "timestamp": stored.created_at,
@@ -67,7 +66,7 @@ async def add_context(request: Request) -> Response:
     if not isinstance(body, dict) or "@context" not in body:
         raise BadRequestData("The body must be a JSON object with an @context member")
     document = {"@context": body["@context"]}
-    await _check_context(svc, document["@context"])
+    await svc.contexts.process(document["@context"])
     local_id = str(uuid.uuid4())
     url = _base_url(svc, request) + HOSTED_PATH + local_id
     await svc.store.put_context(
@@ -76,17 +75,6 @@ async def add_context(request: Request) -> Response:
         )
     )
     return Response(status_code=201, headers={"Location": url})
-
-
-async def _check_context(svc: Services, local: Any) -> None:
-    """Refuse a @context that cannot be processed (its remote parts are fetched to check)."""
-    documents: dict[str, Any] = {}
-    while True:
-        try:
-            process_context(local, documents)
-            return
-        except MissingContext as missing:
-            documents[missing.url] = await svc.contexts.document(missing.url)
 
 
 @router.get("/jsonldContexts", summary="List @contexts")
@@ -107,7 +95,7 @@ async def list_contexts(request: Request) -> Response:
 async def serve_context(request: Request, context_id: str) -> Response:
     """A hosted @context document, or any stored @context's details (``details=true``)."""
     svc = services(request)
-    negotiate(request)
+    media_type = negotiate(request)
     stored = await svc.store.get_context(context_id)
     if stored is None:
         raise ResourceNotFound(f"No @context {context_id} is stored here")
@@ -117,7 +105,7 @@ async def serve_context(request: Request, context_id: str) -> Response:
         raise OperationNotSupported(
             f"@context {context_id} is a cached copy of {stored.url}; fetch it from there"
         )
-    return Response(orjson.dumps(stored.document), media_type="application/ld+json")
+    return Response(orjson.dumps(stored.document), media_type=media_type)
 
 
 @router.delete("/jsonldContexts/{context_id:path}", status_code=204, summary="Delete a @context")
@@ -131,6 +119,7 @@ async def delete_context(request: Request, context_id: str) -> Response:
         if stored.kind != KIND_CACHED:
             raise BadRequestData("Only cached @contexts can be reloaded")
         document = await svc.contexts.download(stored.url)
+        await svc.contexts.process(document["@context"])
         await svc.store.put_context(
             StoredContext(
                 id=stored.id,

@@ -1,14 +1,29 @@
-"""Prometheus metrics of one application: requests by route and status, and store gauges."""
+"""Prometheus metrics of one application: requests by route and status, and store gauges.
+
+The request counters sit on every request's path, so they are plain integers kept by the event
+loop's thread and turned into Prometheus families only when /metrics is scraped; a labelled
+prometheus_client Counter and Histogram cost several times more per request (label lookup, locks).
+"""
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class _StoreCollector(Collector):
@@ -20,24 +35,60 @@ class _StoreCollector(Collector):
             yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
 
 
+@dataclass(slots=True)
+class _Latency:
+    """One route's latency histogram: a count per bucket (the last one is +Inf) and the sum."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+
+class RequestStats(Collector):
+    """HTTP request counts by method, route and status, and latency histograms by route."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.latencies: dict[tuple[str, str], _Latency] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one served request."""
+        key = (method, route, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        latency = self.latencies.get((method, route))
+        if latency is None:
+            latency = self.latencies[(method, route)] = _Latency()
+        latency.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        """The counters as Prometheus families (called when /metrics is scraped)."""
+        requests = CounterMetricFamily(
+            "burgo_http_requests", "HTTP requests served", labels=["method", "route", "status"]
+        )
+        for (method, route, status), count in list(self.counts.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "burgo_http_request_seconds",
+            "Time to serve an HTTP request",
+            labels=["method", "route"],
+        )
+        for (method, route), histogram in list(self.latencies.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), histogram.counts):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            latency.add_metric([method, route], buckets, histogram.total)
+        yield latency
+
+
 class Metrics:
     """The metrics registry of one Burgo application."""
 
     def __init__(self, store_stats: Callable[[], dict[str, float]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "burgo_http_requests",
-            "HTTP requests served",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "burgo_http_request_seconds",
-            "Time to serve an HTTP request",
-            ["method", "route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
+        self.requests = RequestStats()
+        self.registry.register(self.requests)
         self.registry.register(_StoreCollector(store_stats))
 
 
@@ -46,7 +97,7 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
-        self.metrics = metrics
+        self.record = metrics.requests.record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +117,4 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
-            method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            self.record(scope["method"], template, status, time.perf_counter() - start)

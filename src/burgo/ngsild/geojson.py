@@ -29,12 +29,11 @@ _DEPTH = {
 
 
 def looks_like_geometry(value: Any) -> bool:
-    """Whether ``value`` is shaped like a GeoJSON geometry (a ``type`` it names and its members)."""
-    return (
-        isinstance(value, Mapping)
-        and value.get("type") in GEOMETRY_TYPES
-        and ("coordinates" in value or "geometries" in value)
-    )
+    """Whether ``value`` is meant as a GeoJSON geometry: an object whose ``type`` names one."""
+    if not isinstance(value, Mapping):
+        return False
+    kind = value.get("type")
+    return isinstance(kind, str) and kind in GEOMETRY_TYPES
 
 
 def validate_geometry(value: Any, what: str = "GeoProperty value") -> None:
@@ -42,7 +41,7 @@ def validate_geometry(value: Any, what: str = "GeoProperty value") -> None:
     if not isinstance(value, Mapping):
         raise BadRequestData(f"{what} must be a GeoJSON geometry object")
     kind = value.get("type")
-    if kind not in GEOMETRY_TYPES:
+    if not isinstance(kind, str) or kind not in GEOMETRY_TYPES:
         raise BadRequestData(f"{what} has an unknown GeoJSON geometry type {kind!r}")
     if kind == "GeometryCollection":
         members = value.get("geometries")
@@ -52,6 +51,8 @@ def validate_geometry(value: Any, what: str = "GeoProperty value") -> None:
             validate_geometry(member, what)
         return
     coordinates: Any = value.get("coordinates")
+    if coordinates is None:
+        raise BadRequestData(f"{what}: a {kind} needs 'coordinates'")
     _check_depth(coordinates, _DEPTH[kind], what)
     if kind == "LineString" and len(coordinates) < 2:
         raise BadRequestData(f"{what}: a LineString needs at least two positions")

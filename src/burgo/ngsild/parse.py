@@ -9,12 +9,13 @@ normalized form, so a patch and the attribute it patches meet in the same shape.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from burgo.ngsild.context import Context
+from burgo.ngsild.context import Context, core_context
 from burgo.ngsild.errors import BadRequestData
 from burgo.ngsild.geojson import looks_like_geometry, validate_geometry
 from burgo.ngsild.model import (
@@ -37,14 +38,18 @@ _NAME_FORBIDDEN = re.compile(r"[\s<>\"'=;()\\\x00-\x1f\x7f]")
 _SCOPE = re.compile(r"^/[^\s/]*(/[^\s/]+)*/?(#)?$|^/#$")
 _KINDS = {kind.value: kind for kind in AttrKind}
 _KINDS.update({f"https://uri.etsi.org/ngsi-ld/{kind.value}": kind for kind in AttrKind})
+_KINDS_BY_LOWER_NAME = {kind.value.lower(): kind for kind in AttrKind}
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId", "lang"})
 
 # Entity members that are not attributes.
 ENTITY_MEMBERS = frozenset(
     {"id", "type", "scope", "@context", "createdAt", "modifiedAt", "deletedAt", "expiresAt"}
 )
-# Core-context terms that may not name an attribute (ETSI GS CIM 009, 4.5.1).
-RESERVED_NAMES = frozenset(ATTRIBUTE_MEMBERS | ENTITY_MEMBERS | {"@id", "@type", "@context"})
+# Core-context terms that may not name an attribute (ETSI GS CIM 009, 4.5.1). `value` may: the
+# Smart Data Models Device has a `value` attribute (its context maps it to ngsi-ld:hasValue), and as
+# an entity member or an attrId it cannot be taken for an attribute's own value.
+RESERVED_NAMES = (ATTRIBUTE_MEMBERS | ENTITY_MEMBERS | {"@id", "@type", "@context"}) - {"value"}
 
 
 def check_uri(value: Any, what: str) -> str:
@@ -62,6 +67,29 @@ def check_attribute_name(name: str) -> None:
         )
     if name in RESERVED_NAMES:
         raise BadRequestData(f"{name!r} is reserved and cannot be used as an attribute name")
+
+
+@cache
+def _reserved_iris() -> frozenset[str]:
+    core = core_context()
+    return frozenset(core.expand(name) for name in RESERVED_NAMES)
+
+
+@cache
+def _reserved_sub_iris() -> frozenset[str]:
+    # Inside an attribute, "value" is the attribute's own value, never a sub-attribute.
+    return frozenset({core_context().expand("value")})
+
+
+def attribute_iri(name: str, ctx: Context) -> str:
+    """The expanded IRI of attribute ``name``, refusing names that are or expand to core terms."""
+    check_attribute_name(name)
+    iri = ctx.expand(name)
+    if iri in _reserved_iris():
+        raise BadRequestData(
+            f"{name!r} expands to the reserved NGSI-LD term {iri} and cannot name an attribute"
+        )
+    return iri
 
 
 def parse_types(raw: Any, ctx: Context) -> tuple[str, ...]:
@@ -131,10 +159,11 @@ def parse_fragment(body: Any, ctx: Context, *, patch: bool) -> Fragment:
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name in ("@id", "@type"):
             continue
-        check_attribute_name(name)
-        iri = ctx.expand(name)
+        iri = attribute_iri(name, ctx)
         docs = normalize_attribute(raw, ctx, name=name, patch=patch)
-        if not patch:
+        if patch:
+            _check_distinct((d.get("datasetId") for d in docs), name)
+        else:
             _distinct_instances(tuple(build_attribute(d, name) for d in docs), name)
         attrs[iri] = docs
         names[iri] = name
@@ -147,8 +176,7 @@ def parse_attributes(body: Mapping[str, Any], ctx: Context) -> dict[str, Instanc
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name in ("@id", "@type"):
             continue
-        check_attribute_name(name)
-        iri = ctx.expand(name)
+        iri = attribute_iri(name, ctx)
         normalized = normalize_attribute(raw, ctx, name=name)
         instances = tuple(build_attribute(n, name) for n in normalized)
         attrs[iri] = _distinct_instances(instances, name)
@@ -156,13 +184,17 @@ def parse_attributes(body: Mapping[str, Any], ctx: Context) -> dict[str, Instanc
 
 
 def _distinct_instances(instances: Instances, name: str) -> Instances:
-    seen: set[str | None] = set()
-    for instance in instances:
-        if instance.dataset_id in seen:
-            label = instance.dataset_id or "the default instance"
-            raise BadRequestData(f"Attribute {name!r} repeats datasetId {label}")
-        seen.add(instance.dataset_id)
+    _check_distinct((instance.dataset_id for instance in instances), name)
     return order_instances(instances)
+
+
+def _check_distinct(dataset_ids: Iterable[Any], name: str) -> None:
+    seen: set[Any] = set()
+    for dataset_id in dataset_ids:
+        if dataset_id in seen:
+            label = "the default instance" if dataset_id is None else f"datasetId {dataset_id}"
+            raise BadRequestData(f"Attribute {name!r} has more than one instance with {label}")
+        seen.add(dataset_id)
 
 
 def build_attribute(normalized: Mapping[str, Any], name: str) -> Attribute:
@@ -205,10 +237,22 @@ def normalize_attribute(
     return [_normalize_instance(raw, ctx, name, patch, top=True)]
 
 
-def _infer_kind(raw: Mapping[str, Any]) -> AttrKind | None:
+def _infer_kind(raw: Mapping[str, Any], name: str) -> AttrKind | None:
+    """The attribute kind an object stands for; None when it is a plain value."""
     kind_name = raw.get("type")
-    if isinstance(kind_name, str) and kind_name in _KINDS:
-        return _KINDS[kind_name]
+    if kind_name is not None:
+        if not isinstance(kind_name, str):
+            return None
+        if kind_name in _KINDS:
+            return _KINDS[kind_name]
+        near = _KINDS_BY_LOWER_NAME.get(kind_name.lower())
+        if near is not None:
+            raise BadRequestData(
+                f"Attribute {name!r} has type {kind_name!r}; attribute types are case-sensitive,"
+                f" did you mean {near.value!r}?"
+            )
+        # An object with a type of its own (such as a PostalAddress) is a Property's value.
+        return None
     for key, kind in KIND_BY_VALUE_KEY.items():
         if key in raw:
             if kind == AttrKind.PROPERTY and looks_like_geometry(raw[key]):
@@ -225,8 +269,10 @@ def _normalize_instance(
     if looks_like_geometry(raw):
         validate_geometry(raw, f"Attribute {name!r}")
         return {"type": AttrKind.GEO_PROPERTY.value, "value": dict(raw)}
-    kind = _infer_kind(raw)
-    metadata_only = patch and bool(raw) and all(key in ATTRIBUTE_MEMBERS for key in raw)
+    kind = _infer_kind(raw, name)
+    metadata_only = (
+        patch and bool(raw) and "type" not in raw and all(key in ATTRIBUTE_MEMBERS for key in raw)
+    )
     if kind is None and not metadata_only:
         return _concise_value(raw, name)
     doc: dict[str, JsonValue] = {}
@@ -257,11 +303,13 @@ def _normalize_instance(
         elif key == "@context":
             raise BadRequestData(f"Attribute {name!r} cannot embed an @context")
         else:
-            check_attribute_name(key)
+            iri = attribute_iri(key, ctx)
+            if iri in _reserved_sub_iris():
+                raise BadRequestData(f"{key!r} cannot name a sub-attribute of {name!r}")
             if patch and value == NGSI_LD_NULL:
-                doc[ctx.expand(key)] = NGSI_LD_NULL
+                doc[iri] = NGSI_LD_NULL
             else:
-                doc[ctx.expand(key)] = _normalize_instance(value, ctx, key, patch, top=False)
+                doc[iri] = _normalize_instance(value, ctx, key, patch, top=False)
     if kind is not None and kind.value_key not in doc and not patch:
         raise BadRequestData(f"Attribute {name!r} of type {kind.value} needs a {kind.value_key!r}")
     return doc
@@ -323,6 +371,8 @@ def _normalize_value(
     elif effective == AttrKind.LIST_PROPERTY:
         if not isinstance(value, list):
             raise BadRequestData(f"ListProperty {name!r} needs an array in 'valueList'")
+        if any(item is None for item in value):
+            raise BadRequestData(f"ListProperty {name!r}: JSON null is not allowed in 'valueList'")
     elif effective == AttrKind.LIST_RELATIONSHIP:
         return _normalize_object_list(value, name)
     return value
@@ -332,7 +382,7 @@ def _check_language_map(value: Any, name: str, patch: bool) -> None:
     if not isinstance(value, Mapping) or not value:
         raise BadRequestData(f"LanguageProperty {name!r} needs a non-empty languageMap object")
     for tag, text in value.items():
-        if tag != "@none" and not re.match(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$", tag):
+        if tag != "@none" and not _LANGUAGE_TAG.match(tag):
             raise BadRequestData(f"LanguageProperty {name!r}: {tag!r} is not a language tag")
         texts = text if isinstance(text, list) else [text]
         if not all(isinstance(t, str) for t in texts):

@@ -13,7 +13,16 @@ from typing import Any
 
 from burgo.ngsild.context import Context
 from burgo.ngsild.geojson import looks_like_geometry
-from burgo.ngsild.model import Attribute, AttrKind, Entity, Instances, JsonValue
+from burgo.ngsild.model import (
+    ATTRIBUTE_MEMBERS,
+    Attribute,
+    AttrKind,
+    Entity,
+    Instances,
+    JsonValue,
+)
+
+NGSI_LD_NULL = "urn:ngsi-ld:null"
 
 
 class Format(StrEnum):
@@ -102,7 +111,7 @@ def render_entity(entity: Entity, ctx: Context, options: RenderOptions) -> dict[
     for name, instances in entity.attrs.items():
         if projection.shows(name):
             out[ctx.compact(name)] = render_attribute(instances, ctx, options)
-    if options.sys_attrs and options.format != Format.SIMPLIFIED:
+    if options.sys_attrs:
         if entity.created_at:
             out["createdAt"] = entity.created_at
         if entity.modified_at:
@@ -159,7 +168,7 @@ def _render_instance(
     else:
         if kind == AttrKind.VOCAB_PROPERTY:
             value = _compact_terms(value, ctx)
-        out = {} if concise else {"type": kind.value}
+        out = {} if concise and not _needs_type(kind, value) else {"type": kind.value}
         out[kind.value_key] = value
     if attr.dataset_id is not None:
         out["datasetId"] = attr.dataset_id
@@ -183,28 +192,19 @@ def _render_instance(
     return out
 
 
+def _needs_type(kind: AttrKind, value: JsonValue) -> bool:
+    """Whether concise ``{"value": ...}`` would read back as another kind (a geometry value)."""
+    return kind == AttrKind.PROPERTY and looks_like_geometry(value)
+
+
 def _bare_is_safe(value: JsonValue) -> bool:
     """Whether a bare concise value reads back as a Property holding exactly that value."""
     if isinstance(value, Mapping):
-        return (
-            not looks_like_geometry(value)
-            and "type" not in value
-            and not any(
-                key in value
-                for key in (
-                    "value",
-                    "object",
-                    "languageMap",
-                    "vocab",
-                    "json",
-                    "valueList",
-                    "objectList",
-                )
-            )
-        )
+        # Any attribute member (type, value, object, observedAt, ...) could be read as structure.
+        return ATTRIBUTE_MEMBERS.isdisjoint(value)
     if isinstance(value, list):
         return not value or not all(isinstance(v, Mapping) for v in value)
-    return bool(value != "urn:ngsi-ld:null")
+    return bool(value != NGSI_LD_NULL)
 
 
 def render_feature(

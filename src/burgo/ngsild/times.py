@@ -17,13 +17,20 @@ def parse_datetime(text: object, what: str = "DateTime") -> datetime:
         raise BadRequestData(f"{what} is not a valid ISO 8601 date-time: {text!r}") from exc
     if parsed.tzinfo is None:
         raise BadRequestData(f"{what} must carry a time zone (e.g. a trailing Z): {text!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadRequestData(f"{what} is out of range once converted to UTC: {text!r}") from exc
 
 
 def format_datetime(moment: datetime) -> str:
     """The canonical form Burgo stores and returns: UTC, milliseconds, trailing Z."""
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # strftime does not zero-pad years before 1000, which would not read back.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def canonical_datetime(text: object, what: str = "DateTime") -> str:

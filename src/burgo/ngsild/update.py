@@ -81,6 +81,8 @@ def append_attrs(
             changed = True
         if changed:
             result.updated.append(name)
+    if not result.updated and not fragment.types and fragment.scope is None:
+        return current, result
     entity = _with_entity_members(current, fragment, overwrite_scope=overwrite)
     return entity.with_attrs(attrs, now), result
 
@@ -122,6 +124,8 @@ def update_attrs(current: Entity, fragment: Fragment, now: str) -> tuple[Entity,
             changed = True
         if changed:
             result.updated.append(name)
+    if not result.updated and not fragment.types and fragment.scope is None:
+        return current, result
     entity = _with_entity_members(current, fragment, overwrite_scope=True)
     return entity.with_attrs(attrs, now), result
 

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,25 +15,32 @@ import orjson
 from burgo.ngsild.errors import (
     AlreadyExists,
     InternalError,
+    NgsiLdError,
     NonexistentTenant,
     ResourceNotFound,
     ServiceUnavailable,
 )
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import DEFAULT_TENANT, EntityChange, StoredContext
-from burgo.store.sqlite.migrations import migrate
+from burgo.store.sqlite.migrations import migrate, schema_version
 from burgo.store.sqlite.writer import SqliteWriter
 
 T = TypeVar("T")
 
 
-def translate_error(exc: sqlite3.Error) -> Exception:
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+
+
+def translate_error(exc: sqlite3.Error) -> NgsiLdError:
     """The Burgo error for a driver error (busy or full database, corruption, ...)."""
-    message = str(exc).lower()
-    if "locked" in message or "busy" in message:
+    # Extended result codes carry the primary code in their low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _BUSY:
         return ServiceUnavailable("The database is busy; try again shortly")
-    if "full" in message or "disk i/o" in message:
-        return ServiceUnavailable("The database cannot write: the disk is full or failing")
+    if primary in _CANNOT_WRITE:
+        return ServiceUnavailable(f"The database cannot write ({exc}); check its disk and file")
     return InternalError(f"Database error: {exc}")
 
 
@@ -42,9 +50,16 @@ class SqliteStore:
     >>> store = SqliteStore("burgo-data/burgo.db")   # then: await store.open()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+    ) -> None:
         self.path = Path(path)
         self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
         self._writer = SqliteWriter(self._connect_writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -55,16 +70,17 @@ class SqliteStore:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout
+        )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = self._connect()
-        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA cache_size = -8192")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -79,19 +95,37 @@ class SqliteStore:
 
     async def open(self) -> None:
         """Create or upgrade the schema and start the writer."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = self._connect()
-            try:
-                migrate(conn)
-                rows = conn.execute("SELECT name FROM tenants").fetchall()
-            finally:
-                conn.close()
-            self._tenants.update(row[0] for row in rows)
-            self._writer.start()
-        except sqlite3.Error as exc:
-            raise translate_error(exc) from exc
+        self._prepare()
+        self._guarded(self._writer.start)
         self._opened = True
+
+    async def upgrade(self) -> tuple[int, list[int]]:
+        """Create or upgrade the schema only: the schema version now, and the versions applied."""
+        return self._prepare()
+
+    def _prepare(self) -> tuple[int, list[int]]:
+        def prepare() -> tuple[int, list[int]]:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as conn:
+                applied = migrate(conn)
+                rows = conn.execute("SELECT name FROM tenants").fetchall()
+                version = schema_version(conn)
+            self._tenants.update(row[0] for row in rows)
+            return version, applied
+
+        return self._guarded(prepare)
+
+    def _guarded(self, action: Callable[[], T]) -> T:
+        """Run ``action``, turning driver and file-system errors into errors naming the file."""
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            error = translate_error(exc)
+            raise type(error)(f"{error.detail} (database {self.path})") from exc
+        except NgsiLdError as exc:
+            raise type(exc)(f"{exc.detail} (database {self.path})") from exc
+        except OSError as exc:
+            raise InternalError(f"Cannot open the database {self.path}: {exc}") from exc
 
     async def close(self) -> None:
         """Write what is queued and close every connection."""
@@ -150,10 +184,19 @@ class SqliteStore:
                 cursor = conn.execute(
                     "INSERT INTO entities (tenant, id, types, created_at, modified_at, doc) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (tenant, entity.id, types, entity.created_at, entity.modified_at, doc),
+                    (
+                        tenant,
+                        entity.id,
+                        types,
+                        entity.created_at or "",
+                        entity.modified_at or "",
+                        doc,
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(f"Entity {entity.id} already exists") from exc
+                if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+                    raise AlreadyExists(f"Entity {entity.id} already exists") from exc
+                raise
             _insert_types(conn, cursor.lastrowid, tenant, entity.types)
 
         await self._write(job)
@@ -189,7 +232,7 @@ class SqliteStore:
                 "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
                 (
                     orjson.dumps(list(new.types)).decode(),
-                    new.modified_at,
+                    new.modified_at or "",
                     orjson.dumps(entity_to_storage(new)).decode(),
                     pk,
                 ),
@@ -316,5 +359,5 @@ def _insert_types(
 ) -> None:
     conn.executemany(
         "INSERT INTO entity_types (entity_pk, tenant, type) VALUES (?, ?, ?)",
-        [(pk, tenant, t) for t in types],
+        [(pk, tenant, t) for t in dict.fromkeys(types)],
     )
