@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from burgo.app import create_app
 from burgo.config import Settings, load_settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = Path(__file__).resolve().parent / "data"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 LD = {"Content-Type": "application/ld+json"}

@@ -86,8 +86,15 @@ def test_the_environment_is_read_when_none_is_given(monkeypatch: pytest.MonkeyPa
 
 
 def test_unrelated_environment_variables_are_ignored() -> None:
-    settings = load_settings(environ={"PORT": "1", "BURGO_UNKNOWN": "x"}, config_path=None)
+    settings = load_settings(environ={"PORT": "1", "HOME": "/root"}, config_path=None)
     assert settings == Settings()
+
+
+def test_a_misspelt_burgo_variable_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={"BURGO_PROT": "9000"}, config_path=None)
+    assert "BURGO_PROT" in str(caught.value)
+    assert "BURGO_PORT" in str(caught.value)
 
 
 def test_a_bad_environment_value_names_the_variable() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,6 +54,7 @@ def serve(
     from burgo.logs import configure_logging
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    _prepare_database(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -63,6 +65,22 @@ def serve(
         http="httptools",
         server_header=False,
     )
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Create or upgrade the schema before serving, or exit 1 with a one-line reason."""
+    from burgo.store.sqlite import SqliteStore
+
+    try:
+        version, applied = asyncio.run(SqliteStore(settings.db).upgrade())
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    if applied:
+        steps = ", ".join(map(str, applied))
+        logging.getLogger("burgo").info(
+            "Database %s at schema version %d (applied %s)", settings.db, version, steps
+        )
 
 
 @db_app.command("migrate")

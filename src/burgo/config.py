@@ -69,8 +69,12 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
-            if name in Settings.model_fields:
-                values[name] = raw
+            if name not in Settings.model_fields:
+                raise SettingsError(
+                    f"Unknown setting {key} in the environment; known: "
+                    + ", ".join(ENV_PREFIX + field.upper() for field in Settings.model_fields)
+                )
+            values[name] = raw
     return values
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -260,3 +261,17 @@ def test_several_types_and_scope(client: TestClient) -> None:
     assert sorted(got["type"]) == ["Room", "Space"]
     assert sorted(got["scope"]) == ["/Fundao/Centro", "/School"]
     assert client.get(f"{BASE}/{ROOM}", params={"type": "Space"}).status_code == 200
+
+
+def test_entity_ids_with_slashes_are_reachable(client: TestClient) -> None:
+    entity_id = "https://example.org/rooms/a/attrs-b"
+    path = f"{BASE}/{quote(entity_id, safe='')}"
+    body = entity(entity_id, temperature={"type": "Property", "value": 20})
+    assert client.post(BASE, json=body, headers=JSON).status_code == 201
+    assert client.get(path).json() == body
+    patch = {"temperature": {"type": "Property", "value": 21}}
+    assert client.patch(f"{path}/attrs", json=patch, headers=JSON).status_code == 204
+    assert client.delete(f"{path}/attrs/temperature").status_code == 204
+    assert client.get(path).json() == entity(entity_id)
+    assert client.delete(path).status_code == 204
+    assert client.get(path).status_code == 404

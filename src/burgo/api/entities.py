@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -48,6 +49,21 @@ from burgo.ngsild.update import (
     simplified_patch,
     update_attrs,
 )
+
+
+class EntityIdConvertor(Convertor[str]):
+    """An entity id in a URL path: a URI that may hold "/", but never the attrs routes' tail."""
+
+    regex = r"(?!.*/attrs(/[^/]*)?$).+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("entity_id", EntityIdConvertor())
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD entities"])
 
@@ -115,7 +131,133 @@ async def post_entity(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": location, **_tenant_headers(request)})
 
 
-@router.get("/entities/{entity_id}", summary="Retrieve an entity")
+def _attribute_name(raw: str, ctx: Context) -> str:
+    check_attribute_name(raw)
+    return ctx.expand(raw)
+
+
+@router.patch(
+    "/entities/{entity_id:path}/attrs/{attr_id}",
+    status_code=204,
+    summary="Partially update an attribute",
+)
+async def patch_attr(request: Request, entity_id: str, attr_id: str) -> Response:
+    """Merge a fragment into one attribute (the instance named by ``datasetId`` in the body)."""
+    svc = services(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(entity_id)
+    body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
+    if not isinstance(body.data, dict):
+        raise BadRequestData("An attribute fragment must be a JSON object")
+    ctx = await svc.contexts.resolve(body.context)
+    name = _attribute_name(attr_id, ctx)
+    data = {k: v for k, v in body.data.items() if k != "@context"}
+    docs = normalize_attribute(data, ctx, name=attr_id, patch=True)
+    if len(docs) != 1:
+        raise BadRequestData("A partial attribute update patches one instance")
+    guard, now = _type_guard(request, ctx), svc.now()
+
+    def change(current: Entity) -> tuple[Entity, None]:
+        guard(current)
+        return partial_update_attr(current, name, docs[0], now), None
+
+    await svc.store.modify_entity(tenant, entity_id, change)
+    return _no_content(request)
+
+
+@router.put(
+    "/entities/{entity_id:path}/attrs/{attr_id}", status_code=204, summary="Replace an attribute"
+)
+async def put_attr(request: Request, entity_id: str, attr_id: str) -> Response:
+    """Replace one attribute instance as a whole."""
+    svc = services(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(entity_id)
+    body = await read_json_body(request, svc.settings.max_body_bytes)
+    ctx = await svc.contexts.resolve(body.context)
+    name = _attribute_name(attr_id, ctx)
+    data = body.data
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "@context"}
+    fragment = parse_fragment({attr_id: data}, ctx, patch=False)
+    instances = tuple(build_attribute(doc, attr_id) for doc in fragment.attrs[name])
+    guard, now = _type_guard(request, ctx), svc.now()
+
+    def change(current: Entity) -> tuple[Entity, None]:
+        guard(current)
+        return replace_attr(current, name, instances, now), None
+
+    await svc.store.modify_entity(tenant, entity_id, change)
+    return _no_content(request)
+
+
+@router.delete(
+    "/entities/{entity_id:path}/attrs/{attr_id}", status_code=204, summary="Delete an attribute"
+)
+async def delete_attr_route(request: Request, entity_id: str, attr_id: str) -> Response:
+    """Delete one attribute instance (``datasetId``), or every instance (``deleteAll=true``)."""
+    svc = services(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(entity_id)
+    ctx = await _read_context(svc, request)
+    name = _attribute_name(attr_id, ctx)
+    dataset_id = request.query_params.get("datasetId")
+    if dataset_id is not None:
+        check_uri(dataset_id, "datasetId")
+    delete_all = query_flag(request, "deleteAll")
+    guard, now = _type_guard(request, ctx), svc.now()
+
+    def change(current: Entity) -> tuple[Entity, None]:
+        guard(current)
+        entity, _ = delete_attr(current, name, dataset_id=dataset_id, delete_all=delete_all)
+        return entity.with_attrs(entity.attrs, now), None
+
+    await svc.store.modify_entity(tenant, entity_id, change)
+    return _no_content(request)
+
+
+@router.post("/entities/{entity_id:path}/attrs", summary="Append attributes")
+async def post_attrs(request: Request, entity_id: str) -> Response:
+    """Add attributes; existing ones are replaced unless ``options=noOverwrite``."""
+    svc = services(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(entity_id)
+    overwrite = "noOverwrite" not in request_options(request, ("noOverwrite",))
+    body = await read_json_body(request, svc.settings.max_body_bytes)
+    _same_entity(body.data, entity_id)
+    ctx = await svc.contexts.resolve(body.context)
+    fragment = parse_fragment(body.data, ctx, patch=False)
+    guard, now = _type_guard(request, ctx), svc.now()
+
+    def change(current: Entity) -> tuple[Entity, UpdateResult]:
+        guard(current)
+        return append_attrs(current, fragment, now, overwrite=overwrite)
+
+    result = await svc.store.modify_entity(tenant, entity_id, change)
+    return _update_result(result, ctx, request)
+
+
+@router.patch("/entities/{entity_id:path}/attrs", summary="Update attributes")
+async def patch_attrs(request: Request, entity_id: str) -> Response:
+    """Replace existing attributes; those that do not exist are reported (207)."""
+    svc = services(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(entity_id)
+    body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
+    _same_entity(body.data, entity_id)
+    ctx = await svc.contexts.resolve(body.context)
+    fragment = parse_fragment(body.data, ctx, patch=True)
+    guard, now = _type_guard(request, ctx), svc.now()
+
+    def change(current: Entity) -> tuple[Entity, UpdateResult]:
+        guard(current)
+        return update_attrs(current, fragment, now)
+
+    result = await svc.store.modify_entity(tenant, entity_id, change)
+    return _update_result(result, ctx, request)
+
+
+@router.get("/entities/{entity_id:entity_id}", summary="Retrieve an entity")
 async def get_entity(request: Request, entity_id: str) -> Response:
     """One entity in the representation asked for (normalized, concise, keyValues, GeoJSON)."""
     svc = services(request)
@@ -143,7 +285,7 @@ async def get_entity(request: Request, entity_id: str) -> Response:
     )
 
 
-@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
+@router.delete("/entities/{entity_id:entity_id}", status_code=204, summary="Delete an entity")
 async def delete_entity(request: Request, entity_id: str) -> Response:
     """Delete an entity and all its attributes."""
     svc = services(request)
@@ -159,7 +301,7 @@ async def delete_entity(request: Request, entity_id: str) -> Response:
     return _no_content(request)
 
 
-@router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")
+@router.put("/entities/{entity_id:entity_id}", status_code=204, summary="Replace an entity")
 async def put_entity(request: Request, entity_id: str) -> Response:
     """Replace all of an entity's attributes (its creation time is kept)."""
     svc = services(request)
@@ -179,7 +321,7 @@ async def put_entity(request: Request, entity_id: str) -> Response:
     return _no_content(request)
 
 
-@router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity")
+@router.patch("/entities/{entity_id:entity_id}", status_code=204, summary="Merge an entity")
 async def patch_entity(request: Request, entity_id: str) -> Response:
     """Merge a fragment into an entity: new attributes added, existing ones merged,
     NGSI-LD Null (``urn:ngsi-ld:null``) deleting."""
@@ -209,132 +351,6 @@ async def patch_entity(request: Request, entity_id: str) -> Response:
             data = simplified_patch(current, data, ctx.expand, lang)
         fragment = parse_fragment(data, ctx, patch=True)
         return merge_entity(current, fragment, now, observed_at=observed_at), None
-
-    await svc.store.modify_entity(tenant, entity_id, change)
-    return _no_content(request)
-
-
-@router.post("/entities/{entity_id}/attrs", summary="Append attributes")
-async def post_attrs(request: Request, entity_id: str) -> Response:
-    """Add attributes; existing ones are replaced unless ``options=noOverwrite``."""
-    svc = services(request)
-    tenant = tenant_of(request)
-    entity_id = _entity_id(entity_id)
-    overwrite = "noOverwrite" not in request_options(request, ("noOverwrite",))
-    body = await read_json_body(request, svc.settings.max_body_bytes)
-    _same_entity(body.data, entity_id)
-    ctx = await svc.contexts.resolve(body.context)
-    fragment = parse_fragment(body.data, ctx, patch=False)
-    guard, now = _type_guard(request, ctx), svc.now()
-
-    def change(current: Entity) -> tuple[Entity, UpdateResult]:
-        guard(current)
-        return append_attrs(current, fragment, now, overwrite=overwrite)
-
-    result = await svc.store.modify_entity(tenant, entity_id, change)
-    return _update_result(result, ctx, request)
-
-
-@router.patch("/entities/{entity_id}/attrs", summary="Update attributes")
-async def patch_attrs(request: Request, entity_id: str) -> Response:
-    """Replace existing attributes; those that do not exist are reported (207)."""
-    svc = services(request)
-    tenant = tenant_of(request)
-    entity_id = _entity_id(entity_id)
-    body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
-    _same_entity(body.data, entity_id)
-    ctx = await svc.contexts.resolve(body.context)
-    fragment = parse_fragment(body.data, ctx, patch=True)
-    guard, now = _type_guard(request, ctx), svc.now()
-
-    def change(current: Entity) -> tuple[Entity, UpdateResult]:
-        guard(current)
-        return update_attrs(current, fragment, now)
-
-    result = await svc.store.modify_entity(tenant, entity_id, change)
-    return _update_result(result, ctx, request)
-
-
-def _attribute_name(raw: str, ctx: Context) -> str:
-    check_attribute_name(raw)
-    return ctx.expand(raw)
-
-
-@router.patch(
-    "/entities/{entity_id}/attrs/{attr_id}",
-    status_code=204,
-    summary="Partially update an attribute",
-)
-async def patch_attr(request: Request, entity_id: str, attr_id: str) -> Response:
-    """Merge a fragment into one attribute (the instance named by ``datasetId`` in the body)."""
-    svc = services(request)
-    tenant = tenant_of(request)
-    entity_id = _entity_id(entity_id)
-    body = await read_json_body(request, svc.settings.max_body_bytes, patch=True)
-    if not isinstance(body.data, dict):
-        raise BadRequestData("An attribute fragment must be a JSON object")
-    ctx = await svc.contexts.resolve(body.context)
-    name = _attribute_name(attr_id, ctx)
-    data = {k: v for k, v in body.data.items() if k != "@context"}
-    docs = normalize_attribute(data, ctx, name=attr_id, patch=True)
-    if len(docs) != 1:
-        raise BadRequestData("A partial attribute update patches one instance")
-    guard, now = _type_guard(request, ctx), svc.now()
-
-    def change(current: Entity) -> tuple[Entity, None]:
-        guard(current)
-        return partial_update_attr(current, name, docs[0], now), None
-
-    await svc.store.modify_entity(tenant, entity_id, change)
-    return _no_content(request)
-
-
-@router.put(
-    "/entities/{entity_id}/attrs/{attr_id}", status_code=204, summary="Replace an attribute"
-)
-async def put_attr(request: Request, entity_id: str, attr_id: str) -> Response:
-    """Replace one attribute instance as a whole."""
-    svc = services(request)
-    tenant = tenant_of(request)
-    entity_id = _entity_id(entity_id)
-    body = await read_json_body(request, svc.settings.max_body_bytes)
-    ctx = await svc.contexts.resolve(body.context)
-    name = _attribute_name(attr_id, ctx)
-    data = body.data
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k != "@context"}
-    fragment = parse_fragment({attr_id: data}, ctx, patch=False)
-    instances = tuple(build_attribute(doc, attr_id) for doc in fragment.attrs[name])
-    guard, now = _type_guard(request, ctx), svc.now()
-
-    def change(current: Entity) -> tuple[Entity, None]:
-        guard(current)
-        return replace_attr(current, name, instances, now), None
-
-    await svc.store.modify_entity(tenant, entity_id, change)
-    return _no_content(request)
-
-
-@router.delete(
-    "/entities/{entity_id}/attrs/{attr_id}", status_code=204, summary="Delete an attribute"
-)
-async def delete_attr_route(request: Request, entity_id: str, attr_id: str) -> Response:
-    """Delete one attribute instance (``datasetId``), or every instance (``deleteAll=true``)."""
-    svc = services(request)
-    tenant = tenant_of(request)
-    entity_id = _entity_id(entity_id)
-    ctx = await _read_context(svc, request)
-    name = _attribute_name(attr_id, ctx)
-    dataset_id = request.query_params.get("datasetId")
-    if dataset_id is not None:
-        check_uri(dataset_id, "datasetId")
-    delete_all = query_flag(request, "deleteAll")
-    guard, now = _type_guard(request, ctx), svc.now()
-
-    def change(current: Entity) -> tuple[Entity, None]:
-        guard(current)
-        entity, _ = delete_attr(current, name, dataset_id=dataset_id, delete_all=delete_all)
-        return entity.with_attrs(entity.attrs, now), None
 
     await svc.store.modify_entity(tenant, entity_id, change)
     return _no_content(request)

@@ -20,10 +20,10 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")
 
 
 class _StoreCollector(Collector):
@@ -75,9 +75,9 @@ class RequestStats(Collector):
         )
         for (method, route), histogram in list(self.latencies.items()):
             cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), histogram.counts):
+            for label, count in zip(_BUCKET_LABELS, histogram.counts, strict=True):
                 cumulative += count
-                buckets.append((floatToGoString(bound), cumulative))
+                buckets.append((label, cumulative))
             latency.add_metric([method, route], buckets, histogram.total)
         yield latency
 
@@ -117,4 +117,4 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
-            self.record(scope["method"], template, status, time.perf_counter() - start)
+            self.record(scope["method"], str(template), status, time.perf_counter() - start)
