@@ -14,6 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from burgo import __version__
 from burgo.api import entities, jsonld_contexts, system
@@ -30,9 +31,11 @@ from burgo.ngsild.errors import (
     NgsiLdError,
     NotAcceptable,
     ResourceNotFound,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 from burgo.store.base import Store
+from burgo.web import docs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ def create_app(
         description="Open IoT data platform for small and medium-sized cities: NGSI-LD broker.",
         lifespan=lifespan,
         telemetry=_NO_OPENTELEMETRY,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -100,6 +105,8 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(entities.router)
     app.include_router(jsonld_contexts.router)
+    app.include_router(docs.router)
+    app.mount("/static", StaticFiles(packages=[("burgo.web", "static")]), name="static")
     app.include_router(system.router)
     return app
 
@@ -107,7 +114,7 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     async def ngsi_ld_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NgsiLdError)
-        if exc.status >= 500:
+        if isinstance(exc, InternalError | ServiceUnavailable):
             log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
         return problem_response(exc)
 

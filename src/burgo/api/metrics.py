@@ -30,9 +30,14 @@ class _StoreCollector(Collector):
     def __init__(self, stats: Callable[[], dict[str, float]]) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         for name, value in self._stats().items():
-            yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
+            if name.endswith("_total"):
+                yield CounterMetricFamily(
+                    name[: -len("_total")], name.replace("_", " "), value=value
+                )
+            else:
+                yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""The web layer: dashboard and documentation pages, with vendored static assets."""
