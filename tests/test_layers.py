@@ -11,7 +11,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = "burgo"
 ANYTHING = frozenset({"*"})
-PROTOCOL_USERS = frozenset({"burgo.ngsild", "burgo.store.base", "burgo.config", "burgo.clock"})
+PROTOCOL_USERS = frozenset(
+    {"burgo.ngsild", "burgo.store.base", "burgo.config", "burgo.clock", "burgo.worker"}
+)
 
 # What each part of Burgo may import of Burgo's own modules, besides itself. "burgo" alone is the
 # root package (its __version__), never a licence for everything below it.
@@ -19,10 +21,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "burgo": frozenset(),
     "burgo.data": frozenset(),
     "burgo.clock": frozenset(),
+    "burgo.worker": frozenset(),
     "burgo.config": frozenset(),
     "burgo.logs": frozenset(),
     "burgo.ngsild": frozenset(),
-    "burgo.store": frozenset({"burgo.ngsild"}),
+    "burgo.store": frozenset({"burgo.ngsild", "burgo.clock"}),
     "burgo.api": PROTOCOL_USERS | {ROOT},
     "burgo.notify": PROTOCOL_USERS,
     "burgo.ingest": PROTOCOL_USERS,

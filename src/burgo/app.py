@@ -36,6 +36,7 @@ from burgo.ngsild.errors import (
 )
 from burgo.store.base import Store
 from burgo.web import docs
+from burgo.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ _NO_OPENTELEMETRY: TelemetryConfig = {
 }
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, clock: Clock) -> Store:
     """The store the settings name (the embedded SQLite file by default)."""
     from burgo.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.db, synchronous=settings.sqlite_synchronous)
+    return SqliteStore(settings.db, synchronous=settings.sqlite_synchronous, clock=clock)
 
 
 def create_app(
@@ -66,8 +67,8 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
     """The Burgo ASGI application for ``settings``."""
-    the_store = store if store is not None else open_store(settings)
     the_clock = clock if clock is not None else SystemClock()
+    the_store = store if store is not None else open_store(settings, the_clock)
     client = http_client if http_client is not None else httpx.AsyncClient()
     resolver = ContextResolver(
         the_store,
@@ -78,14 +79,21 @@ def create_app(
     )
     services = Services(settings=settings, store=the_store, contexts=resolver, clock=the_clock)
     metrics = Metrics(the_store.stats)
+    workers: list[Worker] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_store.open()
+        started: list[Worker] = []
         log.info("Burgo %s serving %s", __version__, settings.db)
         try:
+            for worker in workers:
+                await worker.start()
+                started.append(worker)
             yield
         finally:
+            for worker in reversed(started):
+                await worker.stop()
             await the_store.close()
             if http_client is None:
                 await client.aclose()
@@ -101,6 +109,7 @@ def create_app(
     )
     app.state.services = services
     app.state.metrics = metrics
+    app.state.workers = workers
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     app.include_router(entities.router)

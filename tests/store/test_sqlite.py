@@ -113,3 +113,37 @@ async def test_a_failing_job_does_not_spoil_its_commit_group(tmp_path: Path) -> 
         assert await store.get_entity("newcomer", room().id) == room()
     finally:
         await store.close()
+
+
+async def test_change_hooks_see_every_write_in_its_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "burgo.db")
+    seen: list[tuple[str, float | None, float | None]] = []
+
+    def temperature(entity: Entity | None) -> float | None:
+        instance = entity.instance(TEMPERATURE) if entity is not None else None
+        return instance.value if instance is not None else None
+
+    def record(conn: Any, change: Any) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS hook_log (entity TEXT)")
+        conn.execute("INSERT INTO hook_log VALUES (?)", (change.entity_id,))
+        seen.append((change.entity_id, temperature(change.before), temperature(change.after)))
+
+    store._change_hooks.append(record)
+    await store.open()
+    try:
+        await store.create_entity(DEFAULT_TENANT, room(temperature=1.0))
+        await store.modify_entity(DEFAULT_TENANT, room().id, set_temperature(2.0))
+        await store.delete_entity(DEFAULT_TENANT, room().id)
+        assert seen == [(room().id, None, 1.0), (room().id, 1.0, 2.0), (room().id, 2.0, None)]
+
+        def failing(conn: Any, change: Any) -> None:
+            raise BadRequestData("the hook refuses")
+
+        store._change_hooks.append(failing)
+        with pytest.raises(BadRequestData):
+            await store.create_entity(DEFAULT_TENANT, room(temperature=3.0))
+        assert await store.get_entity(DEFAULT_TENANT, room().id) is None
+        logged = store._read(lambda conn: conn.execute("SELECT count(*) FROM hook_log").fetchone())
+        assert logged[0] == 3, "a failing hook must roll back the whole write, its log included"
+    finally:
+        await store.close()

@@ -26,6 +26,21 @@ EntityChange = Callable[[Entity], tuple[Entity | None, T]]
 
 
 @dataclass(frozen=True, slots=True)
+class EntityChangeRecord:
+    """One entity write as the store commits it: what was there before and what is there now.
+
+    ``before`` is None for a creation, ``after`` is None for a deletion. Backends hand these to
+    the parts that must change in the same transaction (history, notification outbox).
+    """
+
+    tenant: str
+    entity_id: str
+    before: Entity | None
+    after: Entity | None
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredContext:
     """A JSON-LD @context the broker keeps: hosted (added by a user) or cached (fetched)."""
 

@@ -1,0 +1,206 @@
+"""The core of the SQLite backend: connections, the writer, schema, tenants and change hooks.
+
+Each concern of the store (entities, @contexts, and those added later) is a mixin over this core,
+in a module of its own; :class:`~burgo.store.sqlite.store.SqliteStore` combines them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import TypeVar
+
+from burgo.clock import Clock, SystemClock
+from burgo.ngsild.errors import (
+    InternalError,
+    NgsiLdError,
+    NonexistentTenant,
+    ServiceUnavailable,
+)
+from burgo.ngsild.times import format_datetime
+from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
+from burgo.store.sqlite.migrations import migrate, schema_version
+from burgo.store.sqlite.writer import SqliteWriter
+
+T = TypeVar("T")
+
+# Called inside the write transaction after each entity write (history, notification outbox...).
+ChangeHook = Callable[[sqlite3.Connection, EntityChangeRecord], None]
+
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+
+
+def translate_error(exc: sqlite3.Error) -> NgsiLdError:
+    """The Burgo error for a driver error (busy or full database, corruption, ...)."""
+    # Extended result codes carry the primary code in their low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _BUSY:
+        return ServiceUnavailable("The database is busy; try again shortly")
+    if primary in _CANNOT_WRITE:
+        return ServiceUnavailable(f"The database cannot write ({exc}); check its disk and file")
+    return InternalError(f"Database error: {exc}")
+
+
+class SqliteCore:
+    """Connections, the single writer and the schema of one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._writer = SqliteWriter(self._connect_writer)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._tenants: set[str] = {DEFAULT_TENANT}
+        self._opened = False
+        self._change_hooks: list[ChangeHook] = []
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA cache_size = -8192")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    async def open(self) -> None:
+        """Create or upgrade the schema and start the writer."""
+        self._prepare()
+        self._guarded(self._writer.start)
+        self._opened = True
+
+    async def upgrade(self) -> tuple[int, list[int]]:
+        """Create or upgrade the schema only: the schema version now, and the versions applied."""
+        return self._prepare()
+
+    def _prepare(self) -> tuple[int, list[int]]:
+        def prepare() -> tuple[int, list[int]]:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as conn:
+                applied = migrate(conn)
+                rows = conn.execute("SELECT name FROM tenants").fetchall()
+                version = schema_version(conn)
+            self._tenants.update(row[0] for row in rows)
+            return version, applied
+
+        return self._guarded(prepare)
+
+    def _guarded(self, action: Callable[[], T]) -> T:
+        """Run ``action``, turning driver and file-system errors into errors naming the file."""
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            error = translate_error(exc)
+            raise type(error)(f"{error.detail} (database {self.path})") from exc
+        except NgsiLdError as exc:
+            raise type(exc)(f"{exc.detail} (database {self.path})") from exc
+        except OSError as exc:
+            raise InternalError(f"Cannot open the database {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Write what is queued and close every connection."""
+        self._writer.stop()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+        self._opened = False
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._writer.submit(job)
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from exc
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return query(self._reader())
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from exc
+
+    def _check_tenant(self, tenant: str) -> None:
+        if tenant not in self._tenants:
+            raise NonexistentTenant(f"Tenant {tenant!r} does not exist")
+
+    def _ensure_tenant(self, conn: sqlite3.Connection, tenant: str, now: str) -> None:
+        if tenant not in self._tenants:
+            conn.execute(
+                "INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)", (tenant, now)
+            )
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether the tenant exists."""
+        return tenant in self._tenants
+
+    async def list_tenants(self) -> list[str]:
+        """All tenants, the default one first."""
+        return sorted(self._tenants)
+
+    async def _read_in_thread(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a long read on a worker thread (its own connection) so the event loop stays free."""
+        return await asyncio.to_thread(self._read, query)
+
+    def _now(self) -> str:
+        """The current time in canonical NGSI-LD form, from the store's clock."""
+        return format_datetime(self.clock.now())
+
+    def _entity_changed(self, conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
+        """Tell every change hook about an entity write, inside the same transaction."""
+        for hook in self._change_hooks:
+            hook(conn, record)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        """Writer queue depth, commits and the size of the database files."""
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                size += os.path.getsize(f"{self.path}{suffix}")
+            except OSError:
+                continue
+        return {
+            "burgo_store_write_queue_depth": self._writer.depth,
+            "burgo_store_write_commits_total": self._writer.commits,
+            "burgo_store_write_jobs_total": self._writer.jobs,
+            "burgo_store_database_bytes": size,
+        }

@@ -1,0 +1,1 @@
+-- Reserved: entity queries (issue: queries, batch operations and discovery). Empty until that work lands.

@@ -1,0 +1,1 @@
+-- Reserved: attribute history, rollups and retention (issue: temporal API). Empty until that work lands.

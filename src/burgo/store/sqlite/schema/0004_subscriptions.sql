@@ -1,0 +1,1 @@
+-- Reserved: subscriptions and the notification outbox (issue: subscriptions). Empty until that work lands.

@@ -1,0 +1,1 @@
+-- Reserved: device registry and device health (issue: device ingestion). Empty until that work lands.
