@@ -12,7 +12,9 @@ LINT_PATHS := $(wildcard src tests bench)
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help install demo test lint typecheck pytest bench clean
+.PHONY: help install services demo test lint typecheck pytest bench clean
+# System packages the tests use as real peers; `make services` installs the missing ones.
+SYSTEM_PACKAGES := mosquitto
 
 ## help: list these targets
 help:
@@ -49,8 +51,21 @@ demo: $(VENV)/.installed
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
+## services: install the system packages the tests talk to (Mosquitto), where missing
+services:
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "Missing system packages:$$missing (tests that need them are skipped; in CI they fail)"; \
+	  fi; \
+	fi
+
 ## test: lint, type-check and run the whole test suite (what CI runs)
-test: lint typecheck pytest
+test: services lint typecheck pytest
 
 ## lint: ruff check and ruff format --check
 lint: $(VENV)/.installed

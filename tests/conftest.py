@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from burgo.app import create_app
 from burgo.config import Settings, load_settings
+from tests.services import Broker, mosquitto
 
 DATA = Path(__file__).resolve().parent / "data"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
@@ -45,3 +46,10 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def entity(entity_id: str = "urn:ngsi-ld:Room:1", **attrs: Any) -> dict[str, Any]:
     """A normalized entity of type Room with the given attributes."""
     return {"id": entity_id, "type": "Room", **attrs}
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A private Mosquitto broker shared by the session's tests."""
+    with mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker

@@ -1,0 +1,92 @@
+"""Real local peers for the tests: a private Mosquitto broker on a free port.
+
+A test that needs one skips with the reason when run by hand on a machine without it, and fails
+in CI (CI=true), where `make test` has installed it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def require(program: str, package: str) -> str:
+    """The path of ``program``; skip (by hand) or fail (in CI) when it is not installed."""
+    path = shutil.which(program) or (
+        f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None
+    )
+    if path is None:
+        reason = (
+            f"{program} is not installed (Debian package {package}; `make services` installs it)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def wait_for_port(port: int, deadline: float = 10.0) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``."""
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on port {port} after {deadline} s")
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A running MQTT broker."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Its address as an mqtt:// URL."""
+        return f"mqtt://{self.host}:{self.port}"
+
+
+@contextmanager
+def mosquitto(workdir: Path) -> Iterator[Broker]:
+    """Run a private Mosquitto (MQTT 3.1.1 and 5, anonymous, loopback only) until the block ends."""
+    program = require("mosquitto", "mosquitto")
+    port = free_port()
+    config = workdir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "log_dest none\nmax_queued_messages 100000\n"
+    )
+    process = subprocess.Popen(
+        [program, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port)
+        yield Broker("127.0.0.1", port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
