@@ -1,1 +1,1 @@
--- Reserved: entity queries (issue: queries, batch operations and discovery). Empty until that work lands.
+-- Reserved: entity queries (issue: queries — the q language). Empty until that work lands.

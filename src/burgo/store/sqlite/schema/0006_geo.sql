@@ -1,0 +1,1 @@
+-- Reserved: geo index of entity locations (issue: queries, batch operations and discovery). Empty until that work lands.
