@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import (
+from tests.api.entity_checks import (  # noqa: F401 - fixtures
     BASE,
     Broker,
     ManualClock,
@@ -43,25 +42,6 @@ EVERY_KIND: dict[str, Any] = {
         "objectList": [{"object": "urn:ngsi-ld:Room:2"}, {"object": "urn:ngsi-ld:Room:3"}],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker for the module's tests."""
-    with running_broker(tmp_path_factory.mktemp("broker")) as shared:
-        yield shared
-
-
-@pytest.fixture
-def client(broker: Broker) -> TestClient:
-    """The shared broker's client, its entities deleted and its clock set back."""
-    return broker.reset()
-
-
-@pytest.fixture
-def clock(broker: Broker) -> ManualClock:
-    """The shared broker's clock (it starts at 2024-05-01T08:00Z and moves when told)."""
-    return broker.clock
 
 
 def test_create_returns_201_with_location_and_no_body(client: TestClient) -> None:

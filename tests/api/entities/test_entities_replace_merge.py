@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import (
+from tests.api.entity_checks import (  # noqa: F401 - fixtures
     BASE,
     Broker,
     ManualClock,
@@ -24,25 +23,6 @@ URL = f"{BASE}/{ROOM}"
 NULL = "urn:ngsi-ld:null"
 T1 = "2024-01-01T00:00:00.000Z"
 T2 = "2024-02-02T00:00:00.000Z"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker for the module's tests."""
-    with running_broker(tmp_path_factory.mktemp("broker")) as shared:
-        yield shared
-
-
-@pytest.fixture
-def client(broker: Broker) -> TestClient:
-    """The shared broker's client, its entities deleted and its clock set back."""
-    return broker.reset()
-
-
-@pytest.fixture
-def clock(broker: Broker) -> ManualClock:
-    """The shared broker's clock (it starts at 2024-05-01T08:00Z and moves when told)."""
-    return broker.clock
 
 
 def _room(client: TestClient, **attrs: Any) -> None:

@@ -26,19 +26,6 @@ URL = f"{BASE}/{ROOM}"
 CORE_LINK = link(CORE)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker for the module's tests."""
-    with running_broker(tmp_path_factory.mktemp("broker")) as shared:
-        yield shared
-
-
-@pytest.fixture
-def client(broker: Broker) -> TestClient:
-    """The shared broker's client, its entities deleted."""
-    return broker.reset()
-
-
 @pytest.fixture
 def room(client: TestClient) -> TestClient:
     """A client whose broker holds one Room with a temperature."""

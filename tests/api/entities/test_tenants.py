@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import BASE, Broker, assert_problem, running_broker, stored, unchanged
+from tests.api.entity_checks import (  # noqa: F401 - fixtures
+    BASE,
+    Broker,
+    assert_problem,
+    running_broker,
+    stored,
+    unchanged,
+)
 from tests.conftest import JSON, entity
 
 ROOM = "urn:ngsi-ld:Room:1"
 URL = f"{BASE}/{ROOM}"
 _numbers = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker for the module's tests."""
-    with running_broker(tmp_path_factory.mktemp("broker")) as shared:
-        yield shared
-
-
-@pytest.fixture
-def client(broker: Broker) -> TestClient:
-    """The shared broker's client, the default tenant's entities deleted."""
-    return broker.reset()
 
 
 @pytest.fixture
