@@ -68,10 +68,11 @@ class Broker:
 
 
 @contextmanager
-def mosquitto(workdir: Path) -> Iterator[Broker]:
-    """Run a private Mosquitto (MQTT 3.1.1 and 5, anonymous, loopback only) until the block ends."""
+def mosquitto(workdir: Path, port: int | None = None) -> Iterator[Broker]:
+    """Run a private Mosquitto (MQTT 3.1.1 and 5, anonymous, loopback only) until the block ends;
+    on ``port`` when given (to restart a broker where its clients expect it)."""
     program = require("mosquitto", "mosquitto")
-    port = free_port()
+    port = port or free_port()
     config = workdir / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"

@@ -17,13 +17,20 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from burgo import __version__
-from burgo.api import entities, jsonld_contexts, system
+from burgo.api import devices as devices_api
+from burgo.api import discovery, entities, entity_operations, jsonld_contexts, system
+from burgo.api import query as query_api
+from burgo.api import subscriptions as subscriptions_api
+from burgo.api import temporal as temporal_api
 from burgo.api.context_resolver import ContextResolver
 from burgo.api.http import problem_response
 from burgo.api.metrics import Metrics, MetricsMiddleware
 from burgo.api.services import Services
 from burgo.clock import Clock, SystemClock
 from burgo.config import Settings
+from burgo.ingest.health import HealthWorker, IngestCollector
+from burgo.ingest.mqtt import MqttListener
+from burgo.ingest.service import DeviceService
 from burgo.ngsild.errors import (
     BadRequestData,
     InternalError,
@@ -34,7 +41,9 @@ from burgo.ngsild.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from burgo.notify.worker import DeliverySettings, NotificationWorker
 from burgo.store.base import Store
+from burgo.store.temporal import HistoryRetention
 from burgo.web import docs
 from burgo.worker import Worker
 
@@ -80,6 +89,51 @@ def create_app(
     services = Services(settings=settings, store=the_store, contexts=resolver, clock=the_clock)
     metrics = Metrics(the_store.stats)
     workers: list[Worker] = []
+    workers.append(
+        NotificationWorker(
+            the_store,
+            resolver.resolve,
+            the_clock,
+            client,
+            DeliverySettings(
+                timeout=settings.notification_timeout,
+                retry_min=settings.notification_retry_min,
+                retry_max=settings.notification_retry_max,
+                concurrency=settings.notification_concurrency,
+            ),
+        )
+    )
+
+    workers.append(
+        HistoryRetention(
+            the_store,
+            the_clock,
+            interval=settings.history_prune_interval,
+            default_raw_days=settings.history_raw_days,
+        )
+    )
+
+    devices = DeviceService(
+        the_store,
+        the_clock,
+        resolve=resolver.resolve,
+        missed_reports=settings.device_missed_reports,
+        secrets={
+            "tts": settings.lorawan_tts_secret,
+            "chirpstack": settings.lorawan_chirpstack_secret,
+        },
+    )
+    metrics.registry.register(IngestCollector(devices))
+    workers.append(HealthWorker(devices, period=settings.device_health_period))
+    if settings.mqtt_url:
+        workers.append(
+            MqttListener(
+                devices,
+                settings.mqtt_url,
+                topic=settings.mqtt_topic,
+                shared_group=settings.mqtt_shared_group or None,
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,10 +164,17 @@ def create_app(
     app.state.services = services
     app.state.metrics = metrics
     app.state.workers = workers
+    app.state.devices = devices
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
+    app.include_router(query_api.router)
     app.include_router(entities.router)
+    app.include_router(entity_operations.router)
+    app.include_router(discovery.router)
     app.include_router(jsonld_contexts.router)
+    app.include_router(subscriptions_api.router)
+    app.include_router(temporal_api.router)
+    app.include_router(devices_api.router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(packages=[("burgo.web", "static")]), name="static")
     app.include_router(system.router)

@@ -12,6 +12,7 @@ import typer
 
 from burgo import __version__
 from burgo.config import DEFAULT_CONFIG_FILE, Settings, SettingsError, load_settings
+from burgo.ingest import cli as devices_cli
 from burgo.ngsild.errors import NgsiLdError
 
 app = typer.Typer(
@@ -21,6 +22,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Look after the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(devices_cli.app, name="devices")
+history_app = typer.Typer(help="Look after the history (temporal API).", no_args_is_help=True)
+app.add_typer(history_app, name="history")
 
 ConfigOption = Annotated[Path, typer.Option(help="Settings file (TOML); missing is fine.")]
 DbOption = Annotated[str | None, typer.Option(help="SQLite database file.")]
@@ -102,6 +106,74 @@ def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_F
     steps = ", ".join(map(str, applied))
     done = f"upgraded (applied {steps})" if applied else "already up to date"
     typer.echo(f"{path}: schema version {version}, {done}")
+
+
+def _history_store(db: str | None, config: Path) -> tuple[Settings, Any]:
+    settings = _settings({"db": db}, config)
+    if not Path(settings.db).is_file():
+        typer.echo(f"burgo: no database at {settings.db}", err=True)
+        raise typer.Exit(1)
+    from burgo.store.sqlite import SqliteStore
+
+    return settings, SqliteStore(settings.db)
+
+
+@history_app.command("prune")
+def history_prune(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
+    """Remove raw history older than the retention policies allow (hourly and daily rollups
+    stay), and print what was removed and what the history takes."""
+    settings, store = _history_store(db, config)
+    from datetime import UTC, datetime
+
+    async def prune() -> tuple[Any, dict[str, float]]:
+        await store.open()
+        try:
+            now = int(datetime.now(UTC).timestamp() * 1000)
+            return await store.prune_history(now, settings.history_raw_days), store.stats()
+        finally:
+            await store.close()
+
+    try:
+        report, stats = asyncio.run(prune())
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"Removed {report.instances} raw instances from {report.series} series; history now "
+        f"{int(stats['burgo_history_instances'])} instances, "
+        f"{int(stats['burgo_history_bytes']) // 1024} KiB"
+    )
+
+
+@history_app.command("retention")
+def history_retention(
+    days: Annotated[int | None, typer.Option(min=1, help="Days of raw history to keep.")] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant (default: the default tenant).")] = "",
+    entity_type: Annotated[
+        str, typer.Option("--type", help="Entity type (short name or IRI); omit for all types.")
+    ] = "",
+    clear: Annotated[bool, typer.Option(help="Remove this policy.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
+) -> None:
+    """Set (``--days``), remove (``--clear``) or, with neither, list retention policies."""
+    _, store = _history_store(db, config)
+    from burgo.ngsild.context import core_context
+
+    iri = core_context().expand(entity_type) if entity_type else ""
+
+    async def run() -> list[Any]:
+        await store.open()
+        try:
+            if days is not None or clear:
+                await store.set_retention(tenant, iri, None if clear else days)
+            return list(await store.list_retention())
+        finally:
+            await store.close()
+
+    for policy in asyncio.run(run()):
+        kind = policy.entity_type or "(all types)"
+        typer.echo(f"tenant {policy.tenant or '(default)'}: {kind}: {policy.raw_days} days")
 
 
 @app.command()

@@ -55,6 +55,92 @@ class Settings(BaseModel):
     public_url: str | None = Field(
         default=None, description="Base URL clients reach Burgo at (for served @context URLs)."
     )
+    query_default_limit: int = Field(
+        default=20, ge=1, description="Entities per page of a query when it gives no limit."
+    )
+    query_max_limit: int = Field(
+        default=1000, ge=1, description="Largest limit a query may ask for; over it: 403."
+    )
+    temporal_max_instances: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most instances per attribute in one temporal answer; past it: 206 and a page.",
+    )
+    history_raw_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days raw history is kept where no retention policy says (unset: forever).",
+    )
+    history_prune_interval: float = Field(
+        default=3600.0, ge=1, description="Seconds between runs of the history retention job."
+    )
+
+    notification_allowed_networks: list[str] = Field(
+        default=["0.0.0.0/0", "::/0"],
+        description="Networks (CIDRs, comma-separated) notification endpoints may be in.",
+    )
+    notification_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds to wait for an endpoint to answer."
+    )
+    notification_retry_min: float = Field(
+        default=1.0, gt=0, description="First wait (seconds) before retrying a failed delivery."
+    )
+    notification_retry_max: float = Field(
+        default=60.0, gt=0, description="Longest wait (seconds) between delivery retries."
+    )
+    notification_concurrency: int = Field(
+        default=64, ge=1, description="Notifications in flight at once (to distinct subscriptions)."
+    )
+
+    @field_validator("notification_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        import ipaddress
+
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items
+        try:
+            return [str(ipaddress.ip_network(str(item).strip(), strict=False)) for item in items]
+        except ValueError as exc:
+            raise ValueError(f"not a network (CIDR): {exc}") from exc
+
+    lorawan_tts_secret: str | None = Field(
+        default=None,
+        description="Secret The Things Stack sends in X-Burgo-Secret; unset disables its webhook.",
+    )
+    lorawan_chirpstack_secret: str | None = Field(
+        default=None,
+        description="Secret ChirpStack sends in X-Burgo-Secret; unset disables its integration.",
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker to take device readings from (mqtt://user:pass@host:1883).",
+    )
+    mqtt_topic: str = Field(
+        default="burgo/{tenant}/{device}/attrs",
+        description="Topic layout of device readings: one {device} segment, optional {tenant}.",
+    )
+    mqtt_shared_group: str | None = Field(
+        default="burgo",
+        description="MQTT 5 shared-subscription group ($share/<group>/...); empty: none.",
+    )
+    device_missed_reports: int = Field(
+        default=3, ge=1, description="Expected reports a device may miss before it is offline."
+    )
+    device_health_period: float = Field(
+        default=60.0, gt=0, description="Seconds between device health checks."
+    )
+
+    @field_validator("mqtt_topic")
+    @classmethod
+    def _topic_layout(cls, value: str) -> str:
+        segments = value.split("/")
+        if segments.count("{device}") != 1 or segments.count("{tenant}") > 1:
+            raise ValueError("needs one {device} segment and at most one {tenant} segment")
+        if any(c in value for c in "+#$"):
+            raise ValueError("cannot hold the MQTT wildcards + and # or '$'")
+        return value
 
     @field_validator("db")
     @classmethod

@@ -15,6 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from burgo.ngsild.model import Entity
+from burgo.store import devices as devices
+from burgo.store.batch import BatchStore
+from burgo.store.devices import DeviceStore
+from burgo.store.discovery import DiscoveryStore
+from burgo.store.queries import QueryStore
+from burgo.store.subscriptions import Lane as Lane
+from burgo.store.subscriptions import PendingNotification as PendingNotification
+from burgo.store.subscriptions import StoredSubscription as StoredSubscription
+from burgo.store.subscriptions import SubscriptionStore
+from burgo.store.temporal import HistoryPage as HistoryPage
+from burgo.store.temporal import HistorySelection as HistorySelection
+from burgo.store.temporal import HistoryStore
 
 T = TypeVar("T")
 
@@ -53,7 +65,9 @@ class StoredContext:
     hits: int = 0
 
 
-class Store(Protocol):
+class Store(
+    BatchStore, DiscoveryStore, DeviceStore, SubscriptionStore, QueryStore, HistoryStore, Protocol
+):
     """Storage of tenants, entities and @contexts."""
 
     async def open(self) -> None:

@@ -25,6 +25,7 @@ from burgo.ngsild.errors import (
 from burgo.ngsild.times import format_datetime
 from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
 from burgo.store.sqlite.migrations import migrate, schema_version
+from burgo.store.sqlite.qsql import register_functions
 from burgo.store.sqlite.writer import SqliteWriter
 
 T = TypeVar("T")
@@ -80,6 +81,7 @@ class SqliteCore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+        register_functions(conn)
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:

@@ -1,0 +1,228 @@
+"""Batch operations benchmark: starts ``burgo serve``, posts batches of Smart Data Models entities.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_batch.py                     # 50,000 entities in batches of 2,000
+    .venv/bin/python bench/bench_batch.py --entities 20000 --batch 5000 --connections 1
+
+Figures, measured by a Python client end to end (HTTP request, parsing, storing, answer):
+
+- batch create: entities per second over all batches (bodies serialized before the clock starts);
+- batch upsert: seconds per request for 1,000 existing entities with 10 attributes each.
+
+Every answer is checked (create: 201 with every id; upsert: 204); any other answer fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_entities import HOST, cpu_seconds, running_server
+
+OPS = "/ngsi-ld/v1/entityOperations"
+OBSERVED = "2024-05-01T10:00:00Z"
+
+
+def air_quality(number: int) -> dict[str, Any]:
+    """An AirQualityObserved with 10 attributes (Smart Data Models, normalized)."""
+    return {
+        "id": f"urn:ngsi-ld:AirQualityObserved:fundao:{number}",
+        "type": "AirQualityObserved",
+        "no2": {"type": "Property", "value": 40 + number % 50, "unitCode": "GQ",
+                "observedAt": OBSERVED},
+        "pm10": {"type": "Property", "value": 12.5, "unitCode": "GQ", "observedAt": OBSERVED},
+        "pm25": {"type": "Property", "value": 7.25, "unitCode": "GQ", "observedAt": OBSERVED},
+        "o3": {"type": "Property", "value": 61, "unitCode": "GQ", "observedAt": OBSERVED},
+        "temperature": {"type": "Property", "value": 17.5, "unitCode": "CEL"},
+        "relativeHumidity": {"type": "Property", "value": 0.54},
+        "airQualityLevel": {"type": "Property", "value": "moderate"},
+        "dateObserved": {"type": "Property", "value": {"@type": "DateTime", "@value": OBSERVED}},
+        "location": {"type": "GeoProperty", "value": {
+            "type": "Point", "coordinates": [-7.5 + number / 1e5, 40.1]}},
+        "refDevice": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:aq-{number}"},
+    }  # fmt: skip
+
+
+def parking_spot(number: int) -> dict[str, Any]:
+    """A ParkingSpot (Smart Data Models, normalized)."""
+    return {
+        "id": f"urn:ngsi-ld:ParkingSpot:fundao:{number}",
+        "type": "ParkingSpot",
+        "name": {"type": "Property", "value": f"A-{number}"},
+        "status": {"type": "Property", "value": "free", "observedAt": OBSERVED},
+        "category": {"type": "Property", "value": ["onStreet"]},
+        "location": {"type": "GeoProperty", "value": {
+            "type": "Point", "coordinates": [-7.5 + number / 1e5, 40.14]}},
+        "refParkingSite": {"type": "Relationship",
+                           "object": f"urn:ngsi-ld:OnStreetParking:fundao:{number // 100}"},
+    }  # fmt: skip
+
+
+def waste_container(number: int) -> dict[str, Any]:
+    """A WasteContainer (Smart Data Models, normalized)."""
+    return {
+        "id": f"urn:ngsi-ld:WasteContainer:fundao:{number}",
+        "type": "WasteContainer",
+        "fillingLevel": {"type": "Property", "value": (number % 100) / 100,
+                         "observedAt": OBSERVED},
+        "status": {"type": "Property", "value": "ok"},
+        "wasteType": {"type": "Property", "value": ["organic"]},
+        "location": {"type": "GeoProperty", "value": {
+            "type": "Point", "coordinates": [-7.49 + number / 1e5, 40.13]}},
+    }  # fmt: skip
+
+
+MODELS = (air_quality, parking_spot, waste_container)
+
+
+class Client:
+    """One keep-alive HTTP connection to the server."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=300)
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST a JSON body; the status and the answer's body."""
+        self.conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def create_batches(count: int, size: int) -> list[tuple[bytes, int]]:
+    """Serialized create bodies of ``size`` entities (the three models in turn), and their sizes."""
+    batches = []
+    for start in range(0, count, size):
+        numbers = range(start, min(start + size, count))
+        batches.append((orjson.dumps([MODELS[n % 3](n) for n in numbers]), len(numbers)))
+    return batches
+
+
+def bench_create(port: int, pid: int, args: argparse.Namespace) -> dict[str, float]:
+    """Post every create batch over ``args.connections`` connections; entities per second."""
+    batches = create_batches(args.entities, args.batch)
+    failures: list[str] = []
+    lock = threading.Lock()
+    pending = list(reversed(batches))
+
+    def worker() -> None:
+        client = Client(port)
+        try:
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    body, size = pending.pop()
+                status, answer = client.post(f"{OPS}/create", body)
+                if status != 201 or len(orjson.loads(answer)) != size:
+                    with lock:
+                        failures.append(f"{status}: {answer[:300]!r}")
+        finally:
+            client.close()
+
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    cpu_used = cpu_seconds(pid) - cpu_before
+    if failures:
+        sys.exit(f"bench: {len(failures)} create batches failed, first: {failures[0]}")
+    return {
+        "seconds": elapsed,
+        "per_s": args.entities / elapsed,
+        "server_cpu_us": 1e6 * cpu_used / args.entities,
+    }
+
+
+def bench_upsert(port: int, args: argparse.Namespace) -> list[float]:
+    """Upsert the first 1,000 AirQualityObserved again (they exist: 204), timing each request."""
+    body = orjson.dumps([air_quality(3 * n) for n in range(1000)])
+    client = Client(port)
+    times = []
+    try:
+        for _ in range(args.upserts):
+            started = time.perf_counter()
+            status, answer = client.post(f"{OPS}/upsert", body)
+            times.append(time.perf_counter() - started)
+            if status != 204:
+                sys.exit(f"bench: upsert answered {status}: {answer[:300]!r}")
+    finally:
+        client.close()
+    return times
+
+
+def run(synchronous: str, args: argparse.Namespace) -> tuple[dict[str, float], list[float]]:
+    """One server: the creates, then the upserts."""
+    with (
+        tempfile.TemporaryDirectory(prefix="burgo-bench-") as tmp,
+        running_server(synchronous, Path(tmp)) as (process, port, _),
+    ):
+        created = bench_create(port, process.pid, args)
+        print(
+            f"  [{synchronous}] create: {args.entities:,} entities in "
+            f"{created['seconds']:.2f} s = {created['per_s']:,.0f}/s "
+            f"(server CPU {created['server_cpu_us']:.0f} us/entity)",
+            file=sys.stderr,
+        )
+        upserts = bench_upsert(port, args)
+        print(
+            f"  [{synchronous}] upsert 1,000 x 10 attributes: median "
+            f"{statistics.median(upserts):.3f} s, max {max(upserts):.3f} s",
+            file=sys.stderr,
+        )
+        return created, upserts
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=50_000, help="entities created")
+    parser.add_argument("--batch", type=int, default=2_000, help="entities per create request")
+    parser.add_argument("--connections", type=int, default=2, help="concurrent clients")
+    parser.add_argument("--upserts", type=int, default=5, help="upsert requests timed")
+    parser.add_argument("--modes", nargs="+", default=["FULL"], choices=["FULL", "NORMAL"],
+                        help="sqlite synchronous modes")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a Markdown table."""
+    args = parse_args(argv)
+    print(
+        f"{args.entities:,} entities (AirQualityObserved, ParkingSpot, WasteContainer in turn), "
+        f"batches of {args.batch:,}, {args.connections} connection(s); "
+        f"upsert: 1,000 AirQualityObserved x 10 attributes, {args.upserts} requests.\n"
+    )
+    print("| sqlite synchronous | batch create entities/s | server CPU µs/entity "
+          "| upsert 1,000 median s | upsert max s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|")
+    for mode in args.modes:
+        created, upserts = run(mode, args)
+        print(
+            f"| {mode} | {created['per_s']:,.0f} | {created['server_cpu_us']:.0f} | "
+            f"{statistics.median(upserts):.3f} | {max(upserts):.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Device ingestion: the registry's logic, decoders, LoRaWAN uplinks, MQTT, device health."""

@@ -1,0 +1,172 @@
+"""Measurements from devices, parsed once at the edge, and how they change the target entity.
+
+A reading is the set of measurements a device took at one moment. Each reading becomes one
+NGSI-LD attribute update of the device's target entity, every attribute with ``observedAt`` set
+to the device's time, so history and subscriptions see each reading as an ordinary update.
+
+>>> body = {"co2": 612, "observedAt": "2024-05-01T10:00:00Z"}
+>>> readings = parse_readings(body, "2024-05-01T10:00:05.000Z")
+>>> readings[0].observed_at, dict(readings[0].values)
+('2024-05-01T10:00:00.000Z', {'co2': 612})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from burgo.ngsild.errors import BadRequestData
+from burgo.ngsild.model import AttrKind, Entity, JsonValue
+from burgo.ngsild.parse import Fragment
+from burgo.ngsild.times import canonical_datetime
+from burgo.ngsild.update import append_attrs
+from burgo.store.base import devices
+
+TIME_KEYS = ("observedAt", "time", "ts")
+BATTERY_KEYS = ("battery", "batteryLevel")
+LOCATION_IRI = "https://uri.etsi.org/ngsi-ld/location"
+MAX_READINGS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The measurements a device took at one moment (canonical NGSI-LD DateTime)."""
+
+    observed_at: str
+    values: Mapping[str, Any]
+
+    @property
+    def battery(self) -> float | None:
+        """The battery level the reading reports, if any."""
+        for key in BATTERY_KEYS:
+            value = self.values.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_value(name: str, value: Any, where: str) -> None:
+    if value is None or isinstance(value, str | bool):
+        return
+    if _is_number(value):
+        if not math.isfinite(value):
+            raise BadRequestData(f"{where}: measurement {name!r} is not a finite number")
+        return
+    if isinstance(value, Mapping) and _is_number(value.get("latitude")):
+        return
+    raise BadRequestData(
+        f"{where}: measurement {name!r} must be a number, string, boolean or a "
+        f"{{latitude, longitude}} object, got {type(value).__name__}"
+    )
+
+
+def parse_reading(raw: Any, now: str, where: str = "reading") -> Reading:
+    """One reading from a JSON object of measurements, with an optional device time."""
+    if not isinstance(raw, Mapping):
+        raise BadRequestData(f"{where} must be a JSON object of measurements")
+    values: dict[str, Any] = {}
+    observed_at = now
+    for name, value in raw.items():
+        if name in TIME_KEYS:
+            observed_at = canonical_datetime(value, f"{where}: {name}")
+            continue
+        _check_value(name, value, where)
+        values[name] = value
+    if not values:
+        raise BadRequestData(f"{where} holds no measurement")
+    return Reading(observed_at, MappingProxyType(values))
+
+
+def parse_readings(data: Any, now: str) -> list[Reading]:
+    """One reading (a JSON object) or a batch (an array of them), in time order."""
+    if isinstance(data, list):
+        if not data:
+            raise BadRequestData("A batch of readings must not be empty")
+        if len(data) > MAX_READINGS:
+            raise BadRequestData(f"A batch holds at most {MAX_READINGS} readings")
+        readings = [parse_reading(item, now, f"reading {n}") for n, item in enumerate(data)]
+        return sorted(readings, key=lambda r: r.observed_at)
+    return [parse_reading(data, now)]
+
+
+def check_mapped(device: devices.Device, readings: list[Reading]) -> None:
+    """Refuse readings naming measurements the device's mapping does not know."""
+    known = {m.measurement for m in device.mapping} | set(BATTERY_KEYS)
+    for reading in readings:
+        unknown = sorted(set(reading.values) - known)
+        if unknown:
+            raise BadRequestData(
+                f"Device {device.id} has no mapping for {', '.join(map(repr, unknown))}; "
+                f"it maps: {', '.join(sorted(m.measurement for m in device.mapping))}"
+            )
+        for rule in device.mapping:
+            value = reading.values.get(rule.measurement)
+            scaled = rule.scale != 1.0 or rule.offset != 0.0
+            if scaled and value is not None and not _is_number(value):
+                raise BadRequestData(
+                    f"Measurement {rule.measurement!r} is scaled, so it must be a number, "
+                    f"got {value!r}"
+                )
+
+
+def reading_fragment(device: devices.Device, reading: Reading) -> Fragment | None:
+    """The NGSI-LD attributes a reading sets on the target entity (None if it maps nothing)."""
+    attrs: dict[str, list[dict[str, JsonValue]]] = {}
+    names: dict[str, str] = {}
+    for rule in device.mapping:
+        if rule.measurement not in reading.values:
+            continue
+        value = reading.values[rule.measurement]
+        doc: dict[str, JsonValue]
+        if isinstance(value, Mapping):
+            point = [value["longitude"], value["latitude"]]
+            doc = {
+                "type": AttrKind.GEO_PROPERTY.value,
+                "value": {"type": "Point", "coordinates": point},
+            }
+        elif rule.iri == LOCATION_IRI:
+            continue
+        else:
+            doc = {"type": AttrKind.PROPERTY.value, "value": rule.convert(value)}
+            if rule.unit_code:
+                doc["unitCode"] = rule.unit_code
+        doc["observedAt"] = reading.observed_at
+        attrs[rule.iri] = [doc]
+        names[rule.iri] = rule.attribute
+    if not attrs:
+        return None
+    return Fragment(attrs=attrs, names=names)
+
+
+def apply_fragment(fragment: Fragment, now: str) -> Any:
+    """The store change that writes a reading's attributes into the target entity."""
+
+    def change(current: Entity) -> tuple[Entity, None]:
+        entity, _ = append_attrs(current, fragment, now)
+        return entity, None
+
+    return change
+
+
+def lorawan_reading(device: devices.Device, values: Mapping[str, Any], observed_at: str) -> Reading:
+    """The reading of a decoded uplink: its mapped measurements (and battery); what the
+    device's mapping does not name is left out, as decoders often report more."""
+    wanted = {m.measurement for m in device.mapping} | set(BATTERY_KEYS)
+    kept = {name: value for name, value in values.items() if name in wanted}
+    if not kept:
+        raise BadRequestData(
+            f"The uplink of {device.id} holds none of the measurements its mapping names "
+            f"(it has: {', '.join(sorted(values)) or 'nothing'})"
+        )
+    for name, value in kept.items():
+        _check_value(name, value, f"uplink of {device.id}")
+    reading = Reading(observed_at, MappingProxyType(kept))
+    check_mapped(device, [reading])
+    return reading

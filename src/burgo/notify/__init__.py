@@ -1,0 +1,1 @@
+"""Notifications: delivery of the subscription outbox to HTTP and MQTT endpoints."""

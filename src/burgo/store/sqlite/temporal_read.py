@@ -1,0 +1,299 @@
+# ruff: noqa: S608 - SQL is built from placeholders and fixed names only
+"""Reading history: entities selected, instances decoded, aggregations from rollups or raw rows.
+
+Aggregations read the hourly or daily rollups when every period boundary and the time range fall
+on that grain and the methods are answerable from count, sum, min, max and sum of squares;
+otherwise they aggregate the raw instances with the same pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from burgo.ngsild.duration import DAY, HOUR
+from burgo.ngsild.errors import BadRequestData, TooManyResults
+from burgo.ngsild.model import Attribute, AttrKind, attribute_from_storage
+from burgo.ngsild.temporal import (
+    AggregatedSeries,
+    Aggregation,
+    TemporalInstance,
+    TemporalQuery,
+    TimeProperty,
+    from_millis,
+)
+from burgo.ngsild.temporal_aggregate import (
+    ROLLUP_METHODS,
+    Summary,
+    Triple,
+    aggregate,
+    from_summary,
+    period_starts,
+)
+from burgo.store.sqlite.temporal_write import DELETED
+from burgo.store.temporal import HistorySelection
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One stored series: an attribute instance (datasetId) of an entity."""
+
+    id: int
+    entity_id: str
+    attr: str
+    dataset_id: str | None
+    kind: AttrKind
+    mixed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """An entity that has history."""
+
+    id: str
+    types: tuple[str, ...]
+    created_at: int
+    deleted_at: int | None
+
+
+def select_entities(
+    conn: sqlite3.Connection, tenant: str, selection: HistorySelection
+) -> list[EntityRow]:
+    """Every entity of ``tenant`` matching the selection (ids, pattern, types, attrs), by id."""
+    sql = "SELECT id, types, created_at, deleted_at FROM history_entities WHERE tenant = ?"
+    args: list[Any] = [tenant]
+    if selection.ids is not None:
+        sql += f" AND id IN ({','.join('?' * len(selection.ids))})"
+        args += selection.ids
+    if selection.attrs is not None:
+        marks = ",".join("?" * len(selection.attrs))
+        sql += (
+            " AND id IN (SELECT entity_id FROM history_series WHERE tenant = ? "
+            f"AND attr IN ({marks}))"
+        )
+        args += [tenant, *selection.attrs]
+    pattern = None
+    if selection.id_pattern is not None:
+        try:
+            pattern = re.compile(selection.id_pattern)
+        except re.error as exc:
+            raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from exc
+    wanted = set(selection.types) if selection.types is not None else None
+    rows = []
+    for entity_id, types, created, deleted in conn.execute(sql + " ORDER BY id", args):
+        type_list = tuple(orjson.loads(types))
+        if wanted is not None and wanted.isdisjoint(type_list):
+            continue
+        if pattern is not None and not pattern.search(entity_id):
+            continue
+        rows.append(EntityRow(entity_id, type_list, created, deleted))
+    return rows
+
+
+def select_series(
+    conn: sqlite3.Connection, tenant: str, entity_ids: Sequence[str], attrs: frozenset[str] | None
+) -> list[Series]:
+    """The series of these entities (only of ``attrs`` when given), by attribute and datasetId."""
+    sql = (
+        "SELECT id, entity_id, attr, dataset_id, kind, mixed FROM history_series "
+        f"WHERE tenant = ? AND entity_id IN ({','.join('?' * len(entity_ids))})"
+    )
+    args: list[Any] = [tenant, *entity_ids]
+    if attrs is not None:
+        sql += f" AND attr IN ({','.join('?' * len(attrs))})"
+        args += attrs
+    return [
+        Series(sid, eid, attr, ds or None, AttrKind(kind), bool(mixed))
+        for sid, eid, attr, ds, kind, mixed in conn.execute(
+            sql + " ORDER BY attr, dataset_id", args
+        )
+    ]
+
+
+def instance_id(series: int, t: int, seq: int) -> str:
+    """The instanceId of a history row: stable while the row exists."""
+    return f"urn:ngsi-ld:Instance:{series}.{t}.{seq}"
+
+
+def parse_instance_id(text: str) -> tuple[int, int, int] | None:
+    """The (series, t, seq) key named by an instanceId, or None when it names none."""
+    prefix = "urn:ngsi-ld:Instance:"
+    if not text.startswith(prefix):
+        return None
+    parts = text[len(prefix) :].split(".")
+    try:
+        series, t, seq = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return series, t, seq
+
+
+_COLUMNS = "h.t, h.seq, h.num, h.shape, h.doc, h.rec, s.doc"
+_FROM = "FROM history h LEFT JOIN history_shapes s ON s.id = h.shape WHERE h.series = ?"
+
+
+def _time_filter(query: TemporalQuery) -> tuple[str, str, list[Any]]:
+    """The SQL condition, sort key and arguments of the query's range on its time property."""
+    if query.timeproperty in (TimeProperty.CREATED_AT, TimeProperty.MODIFIED_AT):
+        column, kind = "coalesce(h.rec, h.t)", " AND (h.shape IS NULL OR h.shape >= 0)"
+    elif query.timeproperty == TimeProperty.DELETED_AT:
+        column, kind = "h.t", f" AND h.shape = {DELETED}"
+    else:
+        column, kind = "h.t", " AND (h.shape IS NULL OR h.shape >= 0)"
+    sql, args = kind, []
+    if query.start is not None:
+        sql += f" AND {column} >= ?"
+        args.append(query.start)
+    if query.end is not None:
+        sql += f" AND {column} < ?"
+        args.append(query.end)
+    return sql, column, args
+
+
+def read_instances(
+    conn: sqlite3.Connection, series: Series, query: TemporalQuery, limit: int
+) -> tuple[list[TemporalInstance], bool]:
+    """Instances of a series in the query's range, oldest first (the last N with ``last_n``),
+    at most ``limit``; and whether more were left out."""
+    where, column, args = _time_filter(query)
+    wanted = min(query.last_n, limit) if query.last_n is not None else limit
+    backwards = query.last_n is not None
+    order = "DESC" if backwards else "ASC"
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, {column} {_FROM}{where} ORDER BY {column} {order}, h.seq {order} "
+        "LIMIT ?",
+        [series.id, *args, wanted + 1],
+    ).fetchall()
+    more = len(rows) > wanted and (query.last_n is None or query.last_n > limit)
+    rows = rows[:wanted]
+    if backwards:
+        rows.reverse()
+    shapes: dict[Any, Any] = {}
+    return [_decode(series, row, shapes) for row in rows], more
+
+
+def _decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> TemporalInstance:
+    t, seq, num, shape, doc, rec, shape_doc, time = row
+    stamp = rec if rec is not None else t
+    recorded = cache.get(stamp)
+    if recorded is None:
+        recorded = cache[stamp] = from_millis(stamp)
+    observed = from_millis(t) if rec is not None else None
+    key = instance_id(series.id, t, seq)
+    if num is not None and doc is None:
+        # A number with an interned shape (never sub-attributes) or none: the common case.
+        base = cache.get(shape_doc) if shape_doc is not None else _PLAIN
+        if base is None:
+            base = cache[shape_doc] = orjson.loads(shape_doc)
+        attribute = Attribute(
+            AttrKind.PROPERTY,
+            num,
+            dataset_id=series.dataset_id,
+            observed_at=observed,
+            unit_code=base.get("unitCode"),
+            created_at=recorded,
+            modified_at=recorded,
+        )
+        return TemporalInstance(attribute, key, time)
+    if shape == DELETED:
+        attr_doc: dict[str, Any] = {"type": doc, series.kind.value_key: None}
+    else:
+        attr_doc = orjson.loads(doc)
+    if num is not None:
+        attr_doc["value"] = num
+    if series.dataset_id is not None:
+        attr_doc["datasetId"] = series.dataset_id
+    if observed is not None:
+        attr_doc["observedAt"] = observed
+    attr_doc["createdAt"] = attr_doc["modifiedAt"] = recorded
+    deleted = from_millis(t) if shape == DELETED else None
+    return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)
+
+
+_PLAIN: dict[str, Any] = {"type": "Property"}
+
+
+def _rollup_grain(series: Series, query: TemporalQuery, aggregation: Aggregation) -> int | None:
+    """The rollup grain that answers this aggregation exactly, if any."""
+    if series.mixed or query.timeproperty != TimeProperty.OBSERVED_AT:
+        return None
+    if not set(aggregation.methods) <= ROLLUP_METHODS or query.start is None:
+        return None
+    duration = aggregation.duration
+    for grain in (DAY, HOUR):
+        if duration.months and grain != DAY:
+            continue
+        bounds_ok = query.start % grain == 0 and (query.end is None or query.end % grain == 0)
+        if bounds_ok and duration.millis % grain == 0:
+            return grain
+    return None
+
+
+def aggregate_series(
+    conn: sqlite3.Connection, series: Series, query: TemporalQuery, aggregation: Aggregation
+) -> AggregatedSeries | None:
+    """The aggregated values of one series (None when it has no instance in range)."""
+    where, column, args = _time_filter(query)
+    first, last = conn.execute(
+        f"SELECT min({column}), max({column}) FROM history h WHERE h.series = ?{where}",
+        [series.id, *args],
+    ).fetchone()
+    grain = _rollup_grain(series, query, aggregation)
+    if grain is not None and last is None:
+        # Raw instances pruned by retention: the rollups still know the range.
+        last_bucket = conn.execute(
+            "SELECT max(bucket) FROM history_rollups WHERE series = ? AND grain = ? "
+            "AND bucket >= ? AND bucket < ?",
+            (series.id, grain, query.start, query.end if query.end is not None else 2**62),
+        ).fetchone()[0]
+        if last_bucket is not None:
+            first, last = query.start, last_bucket + grain - 1
+    if first is None or last is None:
+        return None
+    origin = query.start if query.start is not None else first
+    end = query.end if query.end is not None else last + 1
+    try:
+        bounds = period_starts(origin, end, aggregation.duration)
+    except OverflowError as exc:
+        raise TooManyResults(
+            "aggrPeriodDuration is too short for this time range; use a longer period"
+        ) from exc
+    if grain is not None:
+        values = _from_rollups(conn, series, grain, bounds, aggregation.methods)
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS}, {column} {_FROM}{where} ORDER BY {column}, h.seq",
+            [series.id, *args],
+        ).fetchall()
+        shapes: dict[Any, Any] = {}
+        points = [(row[7], _decode(series, row, shapes).attribute.value) for row in rows]
+        values = aggregate(points, aggregation.methods, aggregation.duration, bounds[0], bounds[-1])
+    if query.last_n is not None:
+        values = {m: triples[-query.last_n :] for m, triples in values.items()}
+    return AggregatedSeries(series.kind, series.dataset_id, values)
+
+
+def _from_rollups(
+    conn: sqlite3.Connection, series: Series, grain: int, bounds: list[int], methods: Sequence[str]
+) -> dict[str, list[Triple]]:
+    summaries: dict[int, Summary] = {}
+    rows = conn.execute(
+        "SELECT bucket, n, total, low, high, sumsq FROM history_rollups "
+        "WHERE series = ? AND grain = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+        (series.id, grain, bounds[0], bounds[-1]),
+    )
+    for bucket, n, total, low, high, sumsq in rows:
+        index = bisect_right(bounds, bucket) - 1
+        summary = Summary(n, total, low, high, sumsq)
+        found = summaries.get(index)
+        summaries[index] = summary if found is None else found.merge(summary)
+    return {
+        method: [(from_summary(method, summaries[i]), bounds[i], bounds[i + 1]) for i in summaries]
+        for method in methods
+    }

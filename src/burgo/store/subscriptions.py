@@ -1,0 +1,101 @@
+"""The part of the Store protocol that keeps subscriptions and their notification outbox.
+
+A backend matches every entity write against the tenant's active subscriptions inside the write's
+own transaction and queues the notifications it causes in an outbox, so a change is never
+acknowledged without its notifications. Delivery workers read the outbox per subscription (a
+lane), in order, and remove what was delivered: at-least-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from burgo.ngsild.notification import EntityChange
+from burgo.ngsild.subscription import DeliveryStatus, Subscription
+
+SubscriptionChange = Callable[[Subscription], Subscription]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    """A subscription with its delivery status."""
+
+    tenant: str
+    subscription: Subscription
+    status: DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """One queued notification: its place in the outbox and the entity changes it carries."""
+
+    seq: int
+    tenant: str
+    subscription_id: str
+    changes: tuple[EntityChange, ...]
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A subscription with queued notifications."""
+
+    tenant: str
+    subscription_id: str
+
+
+class SubscriptionStore(Protocol):
+    """Subscriptions, tenant-scoped, and the outbox of their notifications."""
+
+    async def create_subscription(self, tenant: str, sub: Subscription) -> None:
+        """Store a new subscription (creating the tenant); AlreadyExists if its id is taken."""
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> StoredSubscription | None:
+        """One subscription with its status, or None; NonexistentTenant for an unknown tenant."""
+
+    async def list_subscriptions(
+        self, tenant: str, *, limit: int, offset: int
+    ) -> tuple[list[StoredSubscription], int]:
+        """A page of the tenant's subscriptions (oldest first) and how many there are."""
+
+    async def modify_subscription(
+        self, tenant: str, sub_id: str, change: SubscriptionChange
+    ) -> Subscription:
+        """Apply ``change`` atomically and return the result; ResourceNotFound if missing."""
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> None:
+        """Delete a subscription and its queued notifications; ResourceNotFound if missing."""
+
+    async def outbox_lanes(self, after_seq: int) -> tuple[list[Lane], int]:
+        """The subscriptions with notifications queued after ``after_seq``, and the last seq."""
+
+    async def pending_notifications(
+        self, tenant: str, sub_id: str, *, limit: int
+    ) -> list[PendingNotification]:
+        """The oldest queued notifications of one subscription, in order."""
+
+    async def notifications_delivered(
+        self, tenant: str, sub_id: str, seqs: Sequence[int], sent: int, at: str
+    ) -> None:
+        """Remove delivered notifications and count ``sent`` notifications as sent."""
+
+    async def notification_failed(self, tenant: str, sub_id: str, seq: int, at: str) -> None:
+        """Count a failed attempt (the notification stays queued)."""
+
+    async def enqueue_periodic(self, tenant: str, sub_id: str, at: str) -> bool:
+        """Queue a periodic notification with the entities the subscription selects now;
+        False when the subscription is gone or has none."""
+
+    def periodic_subscriptions(self) -> list[tuple[str, Subscription]]:
+        """The active subscriptions with a timeInterval, by tenant (from memory)."""
+
+    def subscription_cached(self, tenant: str, sub_id: str) -> Subscription | None:
+        """A subscription from memory (the delivery path's quick lookup)."""
+
+    def outbox_listener(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) whenever notifications are queued."""
+
+    def outbox_written(self) -> int:
+        """The highest seq queued so far (committed or about to be)."""
