@@ -1,10 +1,19 @@
-"""Batch writes in SQLite: a whole batch in one writer job, a savepoint per entity."""
+"""Batch writes in SQLite: a whole batch in one writer job, its rows and hooks written together.
+
+The writes are applied in order. Consecutive writes of distinct entities form a segment whose
+entity rows, indexes, history and outbox are written with a few ``executemany`` statements; a
+write of an entity already in the segment starts the next one, so each write still sees what an
+earlier one left. Should a change hook refuse an entity (an error of its own), the batch is rolled
+back to its start and written again one entity at a time, each in a savepoint: only the refused
+entity fails.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -12,7 +21,7 @@ from burgo.ngsild.errors import AlreadyExists, NgsiLdError, NonexistentTenant, R
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChangeRecord
 from burgo.store.batch import EntityWrite, WriteOutcome
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
@@ -33,85 +42,178 @@ class _Row:
         return self.entity
 
 
+@dataclass(slots=True)
+class _Step:
+    """One write that changes the store: the entity's key, what it was and what it becomes."""
+
+    entity_id: str
+    pk: int
+    before: Entity | None
+    after: Entity | None
+    result: Any
+
+    def outcome(self) -> WriteOutcome:
+        return WriteOutcome(self.entity_id, created=self.before is None, result=self.result)
+
+
+class _Keys:
+    """Row keys for new entities: the writer is alone, so the next key is the highest plus one."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.high: int | None = None
+
+    def next(self) -> int:
+        if self.high is None:
+            row = self._conn.execute("SELECT coalesce(max(pk), 0) FROM entities").fetchone()
+            self.high = int(row[0])
+        self.high += 1
+        return self.high
+
+
 class SqliteBatch(SqliteCore):
     """Create, change and delete many entities in one transaction."""
 
     async def write_entities(
         self, tenant: str, writes: Sequence[EntityWrite]
     ) -> list[WriteOutcome]:
-        """Apply each write in order, each in a savepoint of its own."""
+        """Apply each write in order; each succeeds or fails on its own."""
         if tenant not in self._tenants and not any(w.create is not None for w in writes):
             raise NonexistentTenant(f"Tenant {tenant!r} does not exist")
         if not writes:
             return []
-        created_any = False
 
         def job(conn: sqlite3.Connection) -> list[WriteOutcome]:
-            nonlocal created_any
             need_docs = any(w.change is not None for w in writes)
             rows = _existing(conn, tenant, [w.entity_id for w in writes], need_docs)
-            outcomes = []
-            for write in writes:
-                outcome = self._apply(conn, tenant, write, rows)
-                created_any = created_any or outcome.created
-                outcomes.append(outcome)
+            conn.execute("SAVEPOINT batch")
+            try:
+                outcomes = self._apply_together(conn, tenant, writes, dict(rows))
+            except NgsiLdError:
+                conn.execute("ROLLBACK TO batch")
+                keys = _Keys(conn)
+                outcomes = [self._apply_alone(conn, tenant, w, rows, keys) for w in writes]
+            conn.execute("RELEASE batch")
             return outcomes
 
         outcomes = await self._write(job)
-        if created_any:
+        if any(o.created for o in outcomes):
             self._tenants.add(tenant)
         return outcomes
 
-    def _apply(
+    def _apply_together(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        writes: Sequence[EntityWrite],
+        rows: dict[str, _Row | None],
+    ) -> list[WriteOutcome]:
+        keys = _Keys(conn)
+        outcomes: list[WriteOutcome] = []
+        segment: dict[str, _Step] = {}
+        for write in writes:
+            if write.entity_id in segment:
+                self._flush(conn, tenant, list(segment.values()))
+                segment = {}
+            planned = _plan(write, rows, keys)
+            if isinstance(planned, _Step):
+                segment[write.entity_id] = planned
+                outcomes.append(planned.outcome())
+            else:
+                outcomes.append(planned)
+        if segment:
+            self._flush(conn, tenant, list(segment.values()))
+        return outcomes
+
+    def _apply_alone(
         self,
         conn: sqlite3.Connection,
         tenant: str,
         write: EntityWrite,
         rows: dict[str, _Row | None],
+        keys: _Keys,
     ) -> WriteOutcome:
-        entity_id = write.entity_id
-        row = rows.get(entity_id)
-        try:
-            if row is None:
-                if write.create is None:
-                    raise ResourceNotFound(f"Entity {entity_id} was not found")
-                new: Entity | None = write.create
-                current = None
-                result = None
-            else:
-                if write.change is None:
-                    raise AlreadyExists(f"Entity {entity_id} already exists")
-                current = row.current()
-                new, result = write.change(current)
-                if new is current:
-                    return WriteOutcome(entity_id, result=result)
-        except NgsiLdError as exc:
-            return WriteOutcome(entity_id, error=exc)
+        row, high = rows.get(write.entity_id), keys.high
+        planned = _plan(write, rows, keys)
+        if not isinstance(planned, _Step):
+            return planned
         conn.execute("SAVEPOINT entity")
         try:
-            if current is None:
-                assert new is not None
-                self._ensure_tenant(conn, tenant, new.created_at or "")
-                rows[entity_id] = _Row(_insert(conn, tenant, new), None, new)
-                record = EntityChangeRecord(tenant, entity_id, None, new, new.created_at or "")
-            elif new is None:
-                assert row is not None
-                conn.execute("DELETE FROM entities WHERE pk = ?", (row.pk,))
-                rows[entity_id] = None
-                record = EntityChangeRecord(tenant, entity_id, current, None, self._now())
-            else:
-                assert row is not None
-                _update(conn, tenant, row.pk, current, new)
-                rows[entity_id] = _Row(row.pk, None, new)
-                record = EntityChangeRecord(tenant, entity_id, current, new, new.modified_at or "")
-            self._entity_changed(conn, record)
+            self._flush(conn, tenant, [planned])
         except NgsiLdError as exc:
             conn.execute("ROLLBACK TO entity")
             conn.execute("RELEASE entity")
-            rows[entity_id] = row
-            return WriteOutcome(entity_id, error=exc)
+            rows[write.entity_id] = row
+            keys.high = high
+            return WriteOutcome(write.entity_id, error=exc)
         conn.execute("RELEASE entity")
-        return WriteOutcome(entity_id, created=current is None, result=result)
+        return planned.outcome()
+
+    def _flush(self, conn: sqlite3.Connection, tenant: str, steps: list[_Step]) -> None:
+        """Write the rows of a segment (distinct entities) and tell the hooks about them."""
+        gone = [(s.pk,) for s in steps if s.after is None]
+        if gone:
+            conn.executemany("DELETE FROM entities WHERE pk = ?", gone)
+        created = [(s.pk, s.after) for s in steps if s.before is None and s.after is not None]
+        if created:
+            self._ensure_tenant(conn, tenant, created[0][1].created_at or "")
+            conn.executemany(
+                "INSERT INTO entities (pk, tenant, id, types, created_at, modified_at, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (pk, tenant, e.id, _types(e), e.created_at or "", e.modified_at or "", _doc(e))
+                    for pk, e in created
+                ],
+            )
+            _insert_types(conn, tenant, created)
+        changed = [
+            (s.pk, s.before, s.after) for s in steps if s.before is not None and s.after is not None
+        ]
+        if changed:
+            conn.executemany(
+                "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
+                [(_types(e), e.modified_at or "", _doc(e), pk) for pk, _, e in changed],
+            )
+            retyped = [(pk, after) for pk, before, after in changed if after.types != before.types]
+            if retyped:
+                conn.executemany(
+                    "DELETE FROM entity_types WHERE entity_pk = ?", [(pk,) for pk, _ in retyped]
+                )
+                _insert_types(conn, tenant, retyped)
+        now = self._now() if gone else ""
+        self._entities_changed(conn, [_stored(tenant, s, now) for s in steps])
+
+
+def _plan(write: EntityWrite, rows: dict[str, _Row | None], keys: _Keys) -> _Step | WriteOutcome:
+    """What a write does to the entity as ``rows`` has it (and ``rows`` updated), or its outcome
+    when it changes nothing or fails."""
+    entity_id = write.entity_id
+    row = rows.get(entity_id)
+    try:
+        if row is None:
+            if write.create is None:
+                raise ResourceNotFound(f"Entity {entity_id} was not found")
+            step = _Step(entity_id, keys.next(), None, write.create, None)
+        else:
+            if write.change is None:
+                raise AlreadyExists(f"Entity {entity_id} already exists")
+            current = row.current()
+            new, result = write.change(current)
+            if new is current:
+                return WriteOutcome(entity_id, result=result)
+            step = _Step(entity_id, row.pk, current, new, result)
+    except NgsiLdError as exc:
+        return WriteOutcome(entity_id, error=exc)
+    rows[entity_id] = None if step.after is None else _Row(step.pk, None, step.after)
+    return step
+
+
+def _stored(tenant: str, step: _Step, now: str) -> StoredChange:
+    before, after = step.before, step.after
+    if after is None:
+        return StoredChange(EntityChangeRecord(tenant, step.entity_id, before, None, now), None)
+    at = (after.created_at if before is None else after.modified_at) or ""
+    return StoredChange(EntityChangeRecord(tenant, step.entity_id, before, after, at), step.pk)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
@@ -135,42 +237,18 @@ def _existing(
     return rows
 
 
-def _insert(conn: sqlite3.Connection, tenant: str, entity: Entity) -> int:
-    cursor = conn.execute(
-        "INSERT INTO entities (tenant, id, types, created_at, modified_at, doc) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            tenant,
-            entity.id,
-            orjson.dumps(list(entity.types)).decode(),
-            entity.created_at or "",
-            entity.modified_at or "",
-            orjson.dumps(entity_to_storage(entity)).decode(),
-        ),
-    )
-    pk = cursor.lastrowid
-    assert pk is not None
-    _insert_types(conn, pk, tenant, entity.types)
-    return pk
+def _types(entity: Entity) -> str:
+    return orjson.dumps(list(entity.types)).decode()
 
 
-def _update(conn: sqlite3.Connection, tenant: str, pk: int, current: Entity, new: Entity) -> None:
-    conn.execute(
-        "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
-        (
-            orjson.dumps(list(new.types)).decode(),
-            new.modified_at or "",
-            orjson.dumps(entity_to_storage(new)).decode(),
-            pk,
-        ),
-    )
-    if new.types != current.types:
-        conn.execute("DELETE FROM entity_types WHERE entity_pk = ?", (pk,))
-        _insert_types(conn, pk, tenant, new.types)
+def _doc(entity: Entity) -> str:
+    return orjson.dumps(entity_to_storage(entity)).decode()
 
 
-def _insert_types(conn: sqlite3.Connection, pk: int, tenant: str, types: tuple[str, ...]) -> None:
+def _insert_types(
+    conn: sqlite3.Connection, tenant: str, entities: Sequence[tuple[int, Entity]]
+) -> None:
     conn.executemany(
         "INSERT INTO entity_types (entity_pk, tenant, type) VALUES (?, ?, ?)",
-        [(pk, tenant, t) for t in dict.fromkeys(types)],
+        [(pk, tenant, t) for pk, e in entities for t in dict.fromkeys(e.types)],
     )

@@ -10,8 +10,9 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,8 +31,21 @@ from burgo.store.sqlite.writer import SqliteWriter
 
 T = TypeVar("T")
 
+
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    """An entity write as the SQLite hooks see it: the record and its row's key (None: deleted)."""
+
+    record: EntityChangeRecord
+    pk: int | None
+
+
 # Called inside the write transaction after each entity write (history, notification outbox...).
 ChangeHook = Callable[[sqlite3.Connection, EntityChangeRecord], None]
+# Called inside the write transaction with the writes of several entities at once, each entity
+# at most once, in the order they were written: how the indexes, history and outbox keep up with
+# a batch in a few statements.
+BatchHook = Callable[[sqlite3.Connection, Sequence[StoredChange]], None]
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
@@ -71,6 +85,7 @@ class SqliteCore:
         self._tenants: set[str] = {DEFAULT_TENANT}
         self._opened = False
         self._change_hooks: list[ChangeHook] = []
+        self._batch_hooks: list[BatchHook] = []
 
     # -- connections -------------------------------------------------------------------------
 
@@ -185,10 +200,25 @@ class SqliteCore:
         """The current time in canonical NGSI-LD form, from the store's clock."""
         return format_datetime(self.clock.now())
 
-    def _entity_changed(self, conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
+    def _entity_changed(
+        self, conn: sqlite3.Connection, record: EntityChangeRecord, pk: int | None = None
+    ) -> None:
         """Tell every change hook about an entity write, inside the same transaction."""
+        if pk is None and record.after is not None:
+            row = conn.execute(
+                "SELECT pk FROM entities WHERE tenant = ? AND id = ?",
+                (record.tenant, record.entity_id),
+            ).fetchone()
+            pk = None if row is None else int(row[0])
+        self._entities_changed(conn, (StoredChange(record, pk),))
+
+    def _entities_changed(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
+        """Tell every hook about the writes of several entities (each at most once), in order."""
+        for batch_hook in self._batch_hooks:
+            batch_hook(conn, changes)
         for hook in self._change_hooks:
-            hook(conn, record)
+            for change in changes:
+                hook(conn, change.record)
 
     # -- metrics -------------------------------------------------------------------------------
 

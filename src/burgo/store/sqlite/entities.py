@@ -46,6 +46,7 @@ class SqliteEntities(SqliteCore):
             self._entity_changed(
                 conn,
                 EntityChangeRecord(tenant, entity.id, None, entity, entity.created_at or ""),
+                cursor.lastrowid,
             )
 
         await self._write(job)
@@ -95,7 +96,9 @@ class SqliteEntities(SqliteCore):
                 conn.execute("DELETE FROM entity_types WHERE entity_pk = ?", (pk,))
                 _insert_types(conn, pk, tenant, new.types)
             self._entity_changed(
-                conn, EntityChangeRecord(tenant, entity_id, current, new, new.modified_at or "")
+                conn,
+                EntityChangeRecord(tenant, entity_id, current, new, new.modified_at or ""),
+                pk,
             )
             return result
 

@@ -10,15 +10,17 @@ for VocabProperty terms, ``r`` for Relationship objects; numbers in ``num``, str
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from burgo.ngsild.model import Attribute, AttrKind, Entity
 from burgo.ngsild.qmatch import attribute_candidates
-from burgo.store.base import EntityChangeRecord
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 
 Row = tuple[int, str, str, Any, Any]
+
+# Entity keys per statement: well under SQLite's variable limit on every build.
+_CHUNK = 500
 
 _KIND_TAGS = {
     AttrKind.VOCAB_PROPERTY: "c",
@@ -32,7 +34,7 @@ class SqliteQIndex(SqliteCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._change_hooks.append(index_attr_values)
+        self._batch_hooks.append(index_attr_values)
 
 
 def attribute_rows(pk: int, name: str, instances: Iterable[Attribute]) -> set[Row]:
@@ -57,34 +59,37 @@ def entity_rows(pk: int, entity: Entity) -> set[Row]:
     return rows
 
 
-def index_attr_values(conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-    """Change hook: rewrite the index rows of the attributes that changed."""
-    after = record.after
-    if after is None:
-        return  # the rows go with the entity row (ON DELETE CASCADE)
-    before = record.before
-    row = conn.execute(
-        "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (record.tenant, record.entity_id)
-    ).fetchone()
-    if row is None:
-        return
-    pk = int(row[0])
-    if before is None:
-        changed = list(after.attrs)
+def index_attr_values(conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
+    """Batch hook: rewrite the index rows of the attributes whose indexed values changed."""
+    created: list[int] = []
+    stale: list[tuple[int, str]] = []
+    rows: list[Row] = []
+    for change in changes:
+        after, pk = change.record.after, change.pk
+        if after is None or pk is None:
+            continue  # the rows go with the entity row (ON DELETE CASCADE)
+        before = change.record.before
+        if before is None:
+            created.append(pk)
+            rows.extend(entity_rows(pk, after))
+            continue
+        for name in dict.fromkeys([*before.attrs, *after.attrs]):
+            old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
+            if old == new:
+                continue
+            new_rows = attribute_rows(pk, name, new)
+            if new_rows != attribute_rows(pk, name, old):
+                stale.append((pk, name))
+                rows.extend(new_rows)
+    for start in range(0, len(created), _CHUNK):
         # Defensive: a key reused after a delete made with foreign keys off must start clean.
-        conn.execute("DELETE FROM attr_values WHERE entity_pk = ?", (pk,))
-    else:
-        names = dict.fromkeys([*before.attrs, *after.attrs])
-        changed = [n for n in names if before.attrs.get(n) != after.attrs.get(n)]
-        if not changed:
-            return
-        conn.executemany(
-            "DELETE FROM attr_values WHERE entity_pk = ? AND attr = ?",
-            [(pk, name) for name in changed],
+        chunk = created[start : start + _CHUNK]
+        conn.execute(
+            f"DELETE FROM attr_values WHERE entity_pk IN ({','.join('?' * len(chunk))})",  # noqa: S608 - placeholders only
+            chunk,
         )
-    rows: set[Row] = set()
-    for name in changed:
-        rows |= attribute_rows(pk, name, after.attrs.get(name, ()))
+    if stale:
+        conn.executemany("DELETE FROM attr_values WHERE entity_pk = ? AND attr = ?", stale)
     if rows:
         conn.executemany(
             "INSERT INTO attr_values (entity_pk, attr, kind, num, txt) VALUES (?, ?, ?, ?, ?)",

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from burgo.ngsild.geoquery import Box, geometry_box, match_geometries
-from burgo.ngsild.model import AttrKind, Entity, entity_from_storage
+from burgo.ngsild.geoquery import Box, match_geometries
+from burgo.ngsild.model import Entity, entity_from_storage
 from burgo.ngsild.query import EntityQuery, EntitySelector, TypeExpr, compiled_pattern
 from burgo.store.base import EntityChangeRecord
 from burgo.store.queries import QueryResult
@@ -30,11 +30,7 @@ _FEW_OF_TYPE = 2000
 
 
 class SqliteQueries(SqliteCore):
-    """Query and purge entities; keep the geo index current."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._change_hooks.append(index_entity)
+    """Query and purge entities."""
 
     def _connect(self) -> sqlite3.Connection:
         conn = super()._connect()
@@ -311,80 +307,3 @@ def _geo_matches(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> l
     verdicts = match_geometries(geo, [orjson.loads(geometry) for _, geometry in unsure])
     sure.update(pk for (pk, _), ok in zip(unsure, verdicts, strict=True) if ok)
     return [pk for pk in dict.fromkeys(pk for pk, _ in rows) if pk in sure]
-
-
-# -- the geo index -------------------------------------------------------------------------------
-
-
-def _geo_instances(entity: Entity | None) -> list[tuple[str, Any]]:
-    if entity is None:
-        return []
-    return [
-        (name, instance.value)
-        for name, instances in entity.attrs.items()
-        for instance in instances
-        if instance.kind == AttrKind.GEO_PROPERTY
-    ]
-
-
-def index_entity(conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-    """Change hook: bring the entity's rows of the (type, id) and geo indexes up to date."""
-    _index_types(conn, record)
-    _index_geometry(conn, record)
-
-
-def _entity_pk(conn: sqlite3.Connection, record: EntityChangeRecord) -> int | None:
-    row = conn.execute(
-        "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (record.tenant, record.entity_id)
-    ).fetchone()
-    return None if row is None else int(row[0])
-
-
-def _index_types(conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-    before = record.before.types if record.before is not None else ()
-    after = record.after.types if record.after is not None else ()
-    if before == after:
-        return
-    conn.executemany(
-        "DELETE FROM entity_type_ids WHERE tenant = ? AND type = ? AND id = ?",
-        [(record.tenant, t, record.entity_id) for t in before],
-    )
-    pk = _entity_pk(conn, record) if after else None
-    if pk is not None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO entity_type_ids (tenant, type, id, entity_pk) "
-            "VALUES (?, ?, ?, ?)",
-            [(record.tenant, t, record.entity_id, pk) for t in dict.fromkeys(after)],
-        )
-
-
-def _index_geometry(conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-    after = _geo_instances(record.after)
-    if record.before is not None and _geo_instances(record.before) == after:
-        return
-    if record.before is not None or after:
-        old = conn.execute(
-            "SELECT id FROM entity_geo WHERE tenant = ? AND entity_id = ?",
-            (record.tenant, record.entity_id),
-        ).fetchall()
-        if old:
-            conn.executemany("DELETE FROM entity_geo_box WHERE id = ?", old)
-            conn.executemany("DELETE FROM entity_geo WHERE id = ?", old)
-    if not after:
-        return
-    pk = _entity_pk(conn, record)
-    if pk is None:
-        return
-    for name, geometry in after:
-        box = geometry_box(geometry)
-        if box is None:
-            continue
-        cursor = conn.execute(
-            "INSERT INTO entity_geo (tenant, entity_id, entity_pk, name, geometry) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (record.tenant, record.entity_id, pk, name, orjson.dumps(geometry).decode()),
-        )
-        conn.execute(
-            "INSERT INTO entity_geo_box (id, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)",
-            (cursor.lastrowid, *box),
-        )

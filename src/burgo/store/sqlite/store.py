@@ -8,6 +8,7 @@ from burgo.store.sqlite.core import translate_error
 from burgo.store.sqlite.devices import SqliteDevices
 from burgo.store.sqlite.discovery import SqliteDiscovery
 from burgo.store.sqlite.entities import SqliteEntities
+from burgo.store.sqlite.geoindex import SqliteGeoIndex
 from burgo.store.sqlite.qindex import SqliteQIndex
 from burgo.store.sqlite.queries import SqliteQueries
 from burgo.store.sqlite.subscriptions import SqliteSubscriptions
@@ -25,6 +26,7 @@ class SqliteStore(
     SqliteSubscriptions,
     SqliteQueries,
     SqliteTemporal,
+    SqliteGeoIndex,
     SqliteQIndex,
 ):
     """The Store protocol on one SQLite file.

@@ -23,8 +23,7 @@ from burgo.ngsild.subscription import (
     subscription_from_storage,
     subscription_to_storage,
 )
-from burgo.store.base import EntityChangeRecord
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 from burgo.store.subscriptions import (
     Lane,
     PendingNotification,
@@ -64,7 +63,7 @@ class SqliteSubscriptions(SqliteCore):
         self._outbox_wake: Callable[[], None] | None = None
         self._notifications_sent = 0
         self._notifications_failed = 0
-        self._change_hooks.append(self._queue_notifications)
+        self._batch_hooks.append(self._queue_notifications)
 
     async def open(self) -> None:
         """Open the store and load the subscriptions into memory."""
@@ -87,21 +86,34 @@ class SqliteSubscriptions(SqliteCore):
 
     # -- the change hook (writer thread) -------------------------------------------------------
 
-    def _queue_notifications(self, conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-        matchers = self._matchers.get(record.tenant)
-        if not matchers:
-            return
-        queued = False
-        for matcher in matchers.values():
-            try:
-                change = matcher.match(record.before, record.after, record.at)
-            except NgsiLdError as exc:
-                log.warning("Subscription %s: %s", matcher.subscription.id, exc)
+    def _queue_notifications(
+        self, conn: sqlite3.Connection, changes: Sequence[StoredChange]
+    ) -> None:
+        rows: list[tuple[str, str, str, str]] = []
+        for stored in changes:
+            record = stored.record
+            matchers = self._matchers.get(record.tenant)
+            if not matchers:
                 continue
-            if change is not None:
-                self._insert_outbox(conn, record.tenant, matcher.subscription.id, [change])
-                queued = True
-        if queued and self._outbox_wake is not None:
+            for matcher in matchers.values():
+                try:
+                    change = matcher.match(record.before, record.after, record.at)
+                except NgsiLdError as exc:
+                    log.warning("Subscription %s: %s", matcher.subscription.id, exc)
+                    continue
+                if change is not None:
+                    payload = orjson.dumps([change.to_json()]).decode()
+                    rows.append((record.tenant, matcher.subscription.id, payload, change.at))
+        if not rows:
+            return
+        conn.executemany(
+            "INSERT INTO notification_outbox (tenant, subscription_id, changes, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        self._outbox_high = max(self._outbox_high, last)
+        if self._outbox_wake is not None:
             self._outbox_wake()
 
     def _insert_outbox(

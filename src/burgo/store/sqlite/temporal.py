@@ -20,8 +20,7 @@ from burgo.ngsild.temporal import (
     from_millis,
     to_millis,
 )
-from burgo.store.base import EntityChangeRecord
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 from burgo.store.sqlite.temporal_read import (
     aggregate_series,
     parse_instance_id,
@@ -35,7 +34,7 @@ from burgo.store.sqlite.temporal_write import (
     add_to_rollups,
     numeric_points,
     recompute_rollups,
-    record_change,
+    record_changes,
     series_id,
     touch_entity,
 )
@@ -65,15 +64,15 @@ class SqliteTemporal(SqliteCore):
         super().__init__(*args, **kwargs)
         self._history = HistoryWriter()
         self._history_figures: dict[str, float] = {}
-        self._change_hooks.append(self._record_history)
+        self._batch_hooks.append(self._record_history)
 
     async def open(self) -> None:
         """Open the store, then measure the history for /metrics."""
         await super().open()
         await self.history_stats()
 
-    def _record_history(self, conn: sqlite3.Connection, record: EntityChangeRecord) -> None:
-        record_change(conn, self._history, record)
+    def _record_history(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
+        record_changes(conn, self._history, changes)
 
     # -- reading ---------------------------------------------------------------------------------
 

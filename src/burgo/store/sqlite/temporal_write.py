@@ -13,25 +13,18 @@ from typing import Any
 import orjson
 
 from burgo.ngsild.duration import DAY, HOUR
-from burgo.ngsild.model import ATTRIBUTE_MEMBERS, Attribute, AttrKind, Entity, attribute_to_storage
+from burgo.ngsild.model import ATTRIBUTE_MEMBERS, Attribute, AttrKind, Entity
 from burgo.ngsild.temporal import millis_of
 from burgo.ngsild.temporal_aggregate import is_number
-from burgo.store.base import EntityChangeRecord
+from burgo.store.sqlite.core import StoredChange
 
 GRAINS = (HOUR, DAY)
+# Entity ids per statement: well under SQLite's variable limit on every build.
+_CHUNK = 500
 DELETED = -1
-_UNSTAMPED = ("createdAt", "modifiedAt", "observedAt", "datasetId")
+_PLAIN = {"type": "Property"}
 # A row of the history table: t, num, shape, doc, rec.
 Row = tuple[int, Any, int | None, str | None, int | None]
-
-
-def _strip(doc: dict[str, Any], top: bool) -> dict[str, Any]:
-    out = {}
-    for key, value in doc.items():
-        if key in ("createdAt", "modifiedAt") or (top and key in _UNSTAMPED):
-            continue
-        out[key] = _strip(value, False) if key not in ATTRIBUTE_MEMBERS else value
-    return out
 
 
 class HistoryWriter:
@@ -58,21 +51,52 @@ class HistoryWriter:
             self._shapes[doc] = shape
         return shape
 
-    def encode(self, conn: sqlite3.Connection, attr: Attribute, rec: int) -> Row:
-        """The row of one instance recorded at ``rec`` (epoch ms)."""
+    def encode(
+        self,
+        conn: sqlite3.Connection,
+        attr: Attribute,
+        rec: int,
+        shapes: dict[str, int] | None = None,
+    ) -> Row:
+        """The row of one instance recorded at ``rec`` (epoch ms); ``shapes`` memoizes the
+        shape ids already checked in this transaction."""
         observed = millis_of(attr.observed_at) if attr.observed_at is not None else None
         t = observed if observed is not None else rec
         rec_col = rec if observed is not None else None
-        rest = _strip(attribute_to_storage(attr), True)
         if attr.kind == AttrKind.PROPERTY and is_number(attr.value):
-            del rest["value"]
-            if rest == {"type": "Property"}:
+            rest = _history_doc(attr, True, with_value=False)
+            if rest == _PLAIN:
                 return (t, attr.value, None, None, rec_col)
             text = orjson.dumps(rest).decode()
             if all(key in ATTRIBUTE_MEMBERS for key in rest):
-                return (t, attr.value, self.shape_id(conn, text), None, rec_col)
+                shape = shapes.get(text) if shapes is not None else None
+                if shape is None:
+                    shape = self.shape_id(conn, text)
+                    if shapes is not None:
+                        shapes[text] = shape
+                return (t, attr.value, shape, None, rec_col)
             return (t, attr.value, None, text, rec_col)
-        return (t, None, None, orjson.dumps(rest).decode(), rec_col)
+        return (t, None, None, orjson.dumps(_history_doc(attr, True)).decode(), rec_col)
+
+
+def _history_doc(attr: Attribute, top: bool, *, with_value: bool = True) -> dict[str, Any]:
+    """The stored form of an instance without system times (nor observedAt and datasetId at the
+    top, which the row's columns and series hold)."""
+    doc: dict[str, Any] = {"type": attr.kind.value}
+    if with_value:
+        doc[attr.kind.value_key] = attr.value
+    if not top:
+        if attr.dataset_id is not None:
+            doc["datasetId"] = attr.dataset_id
+        if attr.observed_at is not None:
+            doc["observedAt"] = attr.observed_at
+    if attr.unit_code is not None:
+        doc["unitCode"] = attr.unit_code
+    if attr.object_type is not None:
+        doc["objectType"] = attr.object_type
+    for name, sub in attr.sub.items():
+        doc[name] = _history_doc(sub, False)
+    return doc
 
 
 def series_id(
@@ -102,49 +126,40 @@ def series_id(
     return int(row[0])
 
 
-def insert_row(conn: sqlite3.Connection, series: int, row: Row) -> None:
-    """Insert one instance row, after any other at the same time of the series."""
-    t = row[0]
-    cursor = conn.execute(
-        "INSERT INTO history (series, t, seq, num, shape, doc, rec) VALUES (?, ?, 0, ?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        (series, *row),
-    )
-    if cursor.rowcount == 0:
-        seq = conn.execute(
-            "SELECT max(seq) + 1 FROM history WHERE series = ? AND t = ?", (series, t)
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO history (series, t, seq, num, shape, doc, rec) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (series, t, seq, *row[1:]),
-        )
-
-
 def add_to_rollups(
     conn: sqlite3.Connection, series: int, points: Iterable[tuple[int, Any]]
 ) -> None:
     """Add numeric ``(t, value)`` points to the hourly and daily rollups of ``series``."""
+    add_points_to_rollups(conn, {series: list(points)})
+
+
+def add_points_to_rollups(
+    conn: sqlite3.Connection, points: Mapping[int, Sequence[tuple[int, Any]]]
+) -> None:
+    """Add numeric ``(t, value)`` points, by series, to the hourly and daily rollups."""
+    rows = []
     for grain in GRAINS:
-        buckets: dict[int, list[Any]] = {}
-        for t, value in points:
-            bucket = t - t % grain
-            acc = buckets.get(bucket)
-            if acc is None:
-                buckets[bucket] = [1, float(value), value, value, float(value) * value]
-            else:
-                acc[0] += 1
-                acc[1] += value
-                acc[2] = value if value < acc[2] else acc[2]
-                acc[3] = value if value > acc[3] else acc[3]
-                acc[4] += float(value) * value
-        conn.executemany(
-            "INSERT INTO history_rollups (series, grain, bucket, n, total, low, high, sumsq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series, grain, bucket) DO UPDATE SET "
-            "n = n + excluded.n, total = total + excluded.total, low = min(low, excluded.low), "
-            "high = max(high, excluded.high), sumsq = sumsq + excluded.sumsq",
-            [(series, grain, b, *acc) for b, acc in buckets.items()],
-        )
+        for series, series_points in points.items():
+            buckets: dict[int, list[Any]] = {}
+            for t, value in series_points:
+                bucket = t - t % grain
+                acc = buckets.get(bucket)
+                if acc is None:
+                    buckets[bucket] = [1, float(value), value, value, float(value) * value]
+                else:
+                    acc[0] += 1
+                    acc[1] += value
+                    acc[2] = value if value < acc[2] else acc[2]
+                    acc[3] = value if value > acc[3] else acc[3]
+                    acc[4] += float(value) * value
+            rows += [(series, grain, b, *acc) for b, acc in buckets.items()]
+    conn.executemany(
+        "INSERT INTO history_rollups (series, grain, bucket, n, total, low, high, sumsq) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series, grain, bucket) DO UPDATE SET "
+        "n = n + excluded.n, total = total + excluded.total, low = min(low, excluded.low), "
+        "high = max(high, excluded.high), sumsq = sumsq + excluded.sumsq",
+        rows,
+    )
 
 
 def recompute_rollups(conn: sqlite3.Connection, series: int, times: Iterable[int]) -> None:
@@ -186,30 +201,6 @@ def touch_entity(
     return False
 
 
-def record_instances(
-    conn: sqlite3.Connection,
-    writer: HistoryWriter,
-    tenant: str,
-    entity_id: str,
-    changed: Iterable[tuple[str, Attribute]],
-    deleted: Iterable[tuple[str, Attribute]],
-    rec: int,
-) -> None:
-    """Record changed instances (new values) and deleted ones (deletion records) at ``rec``."""
-    for name, attr in changed:
-        row = writer.encode(conn, attr, rec)
-        numeric = row[1] is not None
-        key = (tenant, entity_id, name, attr.dataset_id or "")
-        series = series_id(conn, key, attr.kind.value, mixed=not numeric)
-        insert_row(conn, series, row)
-        if numeric:
-            add_to_rollups(conn, series, ((row[0], row[1]),))
-    for name, attr in deleted:
-        key = (tenant, entity_id, name, attr.dataset_id or "")
-        series = series_id(conn, key, attr.kind.value, mixed=False)
-        insert_row(conn, series, (rec, None, DELETED, attr.kind.value, None))
-
-
 def _changes(
     before: Entity | None, after: Entity
 ) -> tuple[list[tuple[str, Attribute]], list[tuple[str, Attribute]]]:
@@ -228,25 +219,115 @@ def _changes(
     return changed, deleted
 
 
-def record_change(
-    conn: sqlite3.Connection, writer: HistoryWriter, record: EntityChangeRecord
+SeriesKey = tuple[str, str, str, str]
+# An instance to record: its series key, the series' kind, whether it makes the series mixed.
+_Pending = tuple[SeriesKey, str, bool, Row]
+
+
+def record_changes(
+    conn: sqlite3.Connection, writer: HistoryWriter, changes: Sequence[StoredChange]
 ) -> None:
-    """The change hook: history of one entity write, in its transaction."""
-    at = millis_of(record.at, "time of the change") if record.at else 0
-    if record.after is None:
-        assert record.before is not None
-        deleted = [(n, a) for n, instances in record.before.attrs.items() for a in instances]
-        record_instances(conn, writer, record.tenant, record.entity_id, (), deleted, at)
-        conn.execute(
-            "UPDATE history_entities SET deleted_at = ? WHERE tenant = ? AND id = ?",
-            (at, record.tenant, record.entity_id),
+    """The batch hook: the history of several entities' writes (each entity once), in their
+    transaction: changed instances as new values, removed ones as deletion records."""
+    touched: list[tuple[str, str, str, int]] = []
+    gone: list[tuple[int, str, str]] = []
+    pending: list[_Pending] = []
+    shapes: dict[str, int] = {}
+    for change in changes:
+        record = change.record
+        tenant, entity_id = record.tenant, record.entity_id
+        at = millis_of(record.at, "time of the change") if record.at else 0
+        before, after = record.before, record.after
+        if after is None:
+            assert before is not None
+            changed: list[tuple[str, Attribute]] = []
+            deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
+            gone.append((at, tenant, entity_id))
+        else:
+            if before is None or before.types != after.types:
+                touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
+            changed, deleted = _changes(before, after)
+        for name, attr in changed:
+            row = writer.encode(conn, attr, at, shapes)
+            key = (tenant, entity_id, name, attr.dataset_id or "")
+            pending.append((key, attr.kind.value, row[1] is None, row))
+        for name, attr in deleted:
+            key = (tenant, entity_id, name, attr.dataset_id or "")
+            tombstone: Row = (at, None, DELETED, attr.kind.value, None)
+            pending.append((key, attr.kind.value, False, tombstone))
+    if touched:
+        conn.executemany(
+            "INSERT INTO history_entities (tenant, id, types, created_at, deleted_at) "
+            "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (tenant, id) "
+            "DO UPDATE SET types = excluded.types, deleted_at = NULL",
+            touched,
         )
+    if gone:
+        conn.executemany(
+            "UPDATE history_entities SET deleted_at = ? WHERE tenant = ? AND id = ?", gone
+        )
+    if not pending:
         return
-    before, after = record.before, record.after
-    if before is None or before.types != after.types:
-        touch_entity(conn, record.tenant, record.entity_id, after.types, at)
-    changed, deleted = _changes(before, after)
-    record_instances(conn, writer, record.tenant, record.entity_id, changed, deleted, at)
+    ids = series_ids(conn, [(key, kind, mixed) for key, kind, mixed, _ in pending])
+    conn.executemany(
+        "INSERT INTO history (series, t, seq, num, shape, doc, rec) VALUES (?1, ?2, "
+        "(SELECT coalesce(max(seq) + 1, 0) FROM history WHERE series = ?1 AND t = ?2), "
+        "?3, ?4, ?5, ?6)",
+        [(series, *row) for series, (_, _, _, row) in zip(ids, pending, strict=True)],
+    )
+    points: dict[int, list[tuple[int, Any]]] = {}
+    for series, (_, _, _, row) in zip(ids, pending, strict=True):
+        if row[1] is not None:
+            points.setdefault(series, []).append((row[0], row[1]))
+    if points:
+        add_points_to_rollups(conn, points)
+
+
+def series_ids(
+    conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool]]
+) -> list[int]:
+    """The ids of the series of ``(key, kind, mixed)``, in order, created where new; marks
+    mixed (not only numbers) those wanted ``mixed``."""
+    known: dict[SeriesKey, list[int]] = {}
+    by_tenant: dict[str, dict[str, None]] = {}
+    for (tenant, entity_id, _, _), _, _ in wanted:
+        by_tenant.setdefault(tenant, {})[entity_id] = None
+    for tenant, entity_ids in by_tenant.items():
+        every = list(entity_ids)
+        for start in range(0, len(every), _CHUNK):
+            chunk = every[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for sid, entity_id, attr, dataset_id, mixed in conn.execute(
+                "SELECT id, entity_id, attr, dataset_id, mixed FROM history_series "  # noqa: S608 - placeholders only
+                f"WHERE tenant = ? AND entity_id IN ({marks})",
+                (tenant, *chunk),
+            ):
+                known[(tenant, entity_id, attr, dataset_id)] = [sid, mixed]
+    new: list[tuple[int, str, str, str, str, str, int]] = []
+    remixed: dict[int, None] = {}
+    high: int | None = None
+    for key, kind, mixed in wanted:
+        found = known.get(key)
+        if found is None:
+            if high is None:
+                (high,) = conn.execute("SELECT coalesce(max(id), 0) FROM history_series").fetchone()
+            high += 1
+            known[key] = [high, int(mixed)]
+            new.append((high, *key, kind, int(mixed)))
+        elif mixed and not found[1]:
+            found[1] = 1
+            remixed[found[0]] = None
+    if new:
+        conn.executemany(
+            "INSERT INTO history_series (id, tenant, entity_id, attr, dataset_id, kind, mixed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            new,
+        )
+    if remixed:
+        conn.executemany(
+            "UPDATE history_series SET mixed = 1 WHERE id = ?", [(sid,) for sid in remixed]
+        )
+    return [known[key][0] for key, _, _ in wanted]
 
 
 def numeric_points(rows: Sequence[tuple[int, Row]]) -> Mapping[int, list[tuple[int, Any]]]:
