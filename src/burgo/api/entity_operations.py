@@ -228,7 +228,7 @@ async def batch_create(request: Request) -> Response:
     now = svc.now()
 
     def build(data: dict[str, Any], ctx: Context) -> EntityWrite:
-        entity = create_entity(parse_entity(data, ctx), now)
+        entity = parse_entity(data, ctx, now=now)
         return EntityWrite(entity.id, create=entity)
 
     return _result(request, await _run(request, svc, entries, build), created_status=True)
@@ -247,19 +247,20 @@ async def batch_upsert(request: Request) -> Response:
     now = svc.now()
 
     def build(data: dict[str, Any], ctx: Context) -> EntityWrite:
-        parsed = parse_entity(data, ctx)
         if update:
+            parsed = parse_entity(data, ctx)
             fragment = fragment_of(parsed)
 
             def change(current: Entity) -> tuple[Entity, None]:
                 return append_attrs(current, fragment, now)[0], None
 
-        else:
+            return EntityWrite(parsed.id, create=create_entity(parsed, now), change=change)
+        created = parse_entity(data, ctx, now=now)
 
-            def change(current: Entity) -> tuple[Entity, None]:
-                return replace_entity(current, parsed, now), None
+        def replace(current: Entity) -> tuple[Entity, None]:
+            return replace_entity(current, created, now), None
 
-        return EntityWrite(parsed.id, create=create_entity(parsed, now), change=change)
+        return EntityWrite(created.id, create=created, change=replace)
 
     return _result(request, await _run(request, svc, entries, build))
 

@@ -52,6 +52,7 @@ _VALUE_KEYS = {
     AttrKind.LIST_PROPERTY: "valueList",
     AttrKind.LIST_RELATIONSHIP: "objectList",
 }
+_KIND_OF = {kind.value: kind for kind in AttrKind}
 KIND_BY_VALUE_KEY = {
     key: kind for kind, key in _VALUE_KEYS.items() if kind != AttrKind.GEO_PROPERTY
 }
@@ -90,12 +91,22 @@ class Attribute:
 
     def stamped(self, now: str, created_at: str | None = None) -> Attribute:
         """This instance with its system timestamps set (sub-attributes too)."""
-        sub = {name: s.stamped(now, s.created_at or now) for name, s in self.sub.items()}
-        return replace(
-            self,
-            sub=MappingProxyType(sub) if sub else EMPTY,
-            created_at=created_at or now,
-            modified_at=now,
+        sub = EMPTY
+        if self.sub:
+            sub = MappingProxyType(
+                {name: s.stamped(now, s.created_at or now) for name, s in self.sub.items()}
+            )
+        # The constructor, not dataclasses.replace: this runs for every attribute written.
+        return Attribute(
+            self.kind,
+            self.value,
+            self.dataset_id,
+            self.observed_at,
+            self.unit_code,
+            self.object_type,
+            sub,
+            created_at or now,
+            now,
         )
 
 
@@ -153,24 +164,27 @@ def attribute_to_storage(attr: Attribute) -> dict[str, JsonValue]:
     return doc
 
 
-def attribute_from_storage(doc: Mapping[str, JsonValue]) -> Attribute:
-    """Rebuild an instance from :func:`attribute_to_storage` output."""
-    kind = AttrKind(doc["type"])
+def attribute_from_storage(
+    doc: Mapping[str, JsonValue], created_at: str | None = None, modified_at: str | None = None
+) -> Attribute:
+    """Rebuild an instance from :func:`attribute_to_storage` output; ``created_at`` and
+    ``modified_at`` stamp it (and its sub-attributes) where the document has no times."""
+    kind = _KIND_OF[doc["type"]]
     sub = {
-        name: attribute_from_storage(value)
+        name: attribute_from_storage(value, created_at, modified_at)
         for name, value in doc.items()
         if name not in ATTRIBUTE_MEMBERS
     }
     return Attribute(
-        kind=kind,
-        value=doc.get(kind.value_key),
-        dataset_id=doc.get("datasetId"),
-        observed_at=doc.get("observedAt"),
-        unit_code=doc.get("unitCode"),
-        object_type=doc.get("objectType"),
-        sub=MappingProxyType(sub) if sub else EMPTY,
-        created_at=doc.get("createdAt"),
-        modified_at=doc.get("modifiedAt"),
+        kind,
+        doc.get(_VALUE_KEYS[kind]),
+        doc.get("datasetId"),
+        doc.get("observedAt"),
+        doc.get("unitCode"),
+        doc.get("objectType"),
+        MappingProxyType(sub) if sub else EMPTY,
+        doc.get("createdAt", created_at),
+        doc.get("modifiedAt", modified_at),
     )
 
 

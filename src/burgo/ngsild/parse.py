@@ -113,8 +113,14 @@ def parse_scope(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
-def parse_entity(body: Any, ctx: Context, *, require_id: bool = True) -> Entity:
-    """A complete entity from a client's body (normalized or concise); no NGSI-LD Nulls."""
+def parse_entity(
+    body: Any, ctx: Context, *, require_id: bool = True, now: str | None = None
+) -> Entity:
+    """A complete entity from a client's body (normalized or concise); no NGSI-LD Nulls.
+
+    With ``now`` the entity comes out as created at that time, each attribute built once with its
+    system times (the same entity as ``create_entity(parse_entity(body, ctx), now)``).
+    """
     if not isinstance(body, Mapping):
         raise BadRequestData("An entity must be a JSON object")
     entity_id = body.get("id")
@@ -127,12 +133,14 @@ def parse_entity(body: Any, ctx: Context, *, require_id: bool = True) -> Entity:
         raise BadRequestData("An entity needs a type")
     types = parse_types(raw_type, ctx)
     scope = parse_scope(body["scope"]) if "scope" in body else ()
-    attrs = parse_attributes(body, ctx)
+    attrs = parse_attributes(body, ctx, now=now)
     return Entity(
         id=entity_id or "",
         types=types,
         attrs=MappingProxyType(attrs),
         scope=scope,
+        created_at=now,
+        modified_at=now,
     )
 
 
@@ -170,15 +178,18 @@ def parse_fragment(body: Any, ctx: Context, *, patch: bool) -> Fragment:
     return Fragment(attrs=attrs, names=names, types=types, scope=scope)
 
 
-def parse_attributes(body: Mapping[str, Any], ctx: Context) -> dict[str, Instances]:
-    """The attributes of an entity or fragment body, as typed instances; no NGSI-LD Nulls."""
+def parse_attributes(
+    body: Mapping[str, Any], ctx: Context, *, now: str | None = None
+) -> dict[str, Instances]:
+    """The attributes of an entity or fragment body, as typed instances; no NGSI-LD Nulls.
+    With ``now`` each instance is stamped as created and modified then."""
     attrs: dict[str, Instances] = {}
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name in ("@id", "@type"):
             continue
         iri = attribute_iri(name, ctx)
         normalized = normalize_attribute(raw, ctx, name=name)
-        instances = tuple(build_attribute(n, name) for n in normalized)
+        instances = tuple(build_attribute(n, name, now) for n in normalized)
         attrs[iri] = _distinct_instances(instances, name)
     return attrs
 
@@ -197,15 +208,26 @@ def _check_distinct(dataset_ids: Iterable[Any], name: str) -> None:
         seen.add(dataset_id)
 
 
-def build_attribute(normalized: Mapping[str, Any], name: str) -> Attribute:
-    """A typed instance from a checked normalized form, refusing any NGSI-LD Null left in it."""
+def build_attribute(normalized: Mapping[str, Any], name: str, now: str | None = None) -> Attribute:
+    """A typed instance from a checked normalized form, refusing any NGSI-LD Null left in it;
+    stamped as created and modified at ``now`` when given."""
     if contains_null(normalized):
         raise BadRequestData(f"Attribute {name!r}: NGSI-LD Null is only allowed in patches")
-    return attribute_from_storage(normalized)
+    return attribute_from_storage(normalized, now, now)
 
 
 def contains_null(value: Any) -> bool:
     """Whether an NGSI-LD Null appears anywhere in ``value``."""
+    # Exact types first: this walks every value of every attribute written.
+    kind = type(value)
+    if kind is str:
+        return bool(value == NGSI_LD_NULL)
+    if kind is dict:
+        return any(contains_null(v) for v in value.values())
+    if kind is list:
+        return any(contains_null(v) for v in value)
+    if kind in (int, float, bool) or value is None:
+        return False
     if value == NGSI_LD_NULL:
         return True
     if isinstance(value, Mapping):

@@ -52,15 +52,15 @@ class HistoryWriter:
         return shape
 
     def encode(
-        self,
-        conn: sqlite3.Connection,
-        attr: Attribute,
-        rec: int,
-        shapes: dict[str, int] | None = None,
+        self, conn: sqlite3.Connection, attr: Attribute, rec: int, memo: Memo | None = None
     ) -> Row:
-        """The row of one instance recorded at ``rec`` (epoch ms); ``shapes`` memoizes the
-        shape ids already checked in this transaction."""
-        observed = millis_of(attr.observed_at) if attr.observed_at is not None else None
+        """The row of one instance recorded at ``rec`` (epoch ms); ``memo`` keeps the times
+        parsed and the shape ids checked during one transaction."""
+        observed = None
+        if attr.observed_at is not None:
+            observed = (
+                memo.millis(attr.observed_at) if memo is not None else millis_of(attr.observed_at)
+            )
         t = observed if observed is not None else rec
         rec_col = rec if observed is not None else None
         if attr.kind == AttrKind.PROPERTY and is_number(attr.value):
@@ -69,14 +69,29 @@ class HistoryWriter:
                 return (t, attr.value, None, None, rec_col)
             text = orjson.dumps(rest).decode()
             if all(key in ATTRIBUTE_MEMBERS for key in rest):
-                shape = shapes.get(text) if shapes is not None else None
+                shape = memo.shapes.get(text) if memo is not None else None
                 if shape is None:
                     shape = self.shape_id(conn, text)
-                    if shapes is not None:
-                        shapes[text] = shape
+                    if memo is not None:
+                        memo.shapes[text] = shape
                 return (t, attr.value, shape, None, rec_col)
             return (t, attr.value, None, text, rec_col)
         return (t, None, None, orjson.dumps(_history_doc(attr, True)).decode(), rec_col)
+
+
+class Memo:
+    """What one transaction's history writes learn once: DateTimes parsed, shape ids checked."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[str, int] = {}
+        self._millis: dict[str, int] = {}
+
+    def millis(self, text: str, what: str = "observedAt") -> int:
+        """Epoch milliseconds of a DateTime, parsed once per transaction."""
+        found = self._millis.get(text)
+        if found is None:
+            found = self._millis[text] = millis_of(text, what)
+        return found
 
 
 def _history_doc(attr: Attribute, top: bool, *, with_value: bool = True) -> dict[str, Any]:
@@ -232,11 +247,11 @@ def record_changes(
     touched: list[tuple[str, str, str, int]] = []
     gone: list[tuple[int, str, str]] = []
     pending: list[_Pending] = []
-    shapes: dict[str, int] = {}
+    memo = Memo()
     for change in changes:
         record = change.record
         tenant, entity_id = record.tenant, record.entity_id
-        at = millis_of(record.at, "time of the change") if record.at else 0
+        at = memo.millis(record.at, "time of the change") if record.at else 0
         before, after = record.before, record.after
         if after is None:
             assert before is not None
@@ -248,7 +263,7 @@ def record_changes(
                 touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
             changed, deleted = _changes(before, after)
         for name, attr in changed:
-            row = writer.encode(conn, attr, at, shapes)
+            row = writer.encode(conn, attr, at, memo)
             key = (tenant, entity_id, name, attr.dataset_id or "")
             pending.append((key, attr.kind.value, row[1] is None, row))
         for name, attr in deleted:
