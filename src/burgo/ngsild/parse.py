@@ -40,6 +40,7 @@ _KINDS = {kind.value: kind for kind in AttrKind}
 _KINDS.update({f"https://uri.etsi.org/ngsi-ld/{kind.value}": kind for kind in AttrKind})
 _KINDS_BY_LOWER_NAME = {kind.value.lower(): kind for kind in AttrKind}
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+_VALUE_KEYS = frozenset(KIND_BY_VALUE_KEY)
 _SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId", "lang"})
 
 # Entity members that are not attributes.
@@ -218,23 +219,27 @@ def build_attribute(normalized: Mapping[str, Any], name: str, now: str | None = 
 
 def contains_null(value: Any) -> bool:
     """Whether an NGSI-LD Null appears anywhere in ``value``."""
-    # Exact types first: this walks every value of every attribute written.
+    # Plain loops over exact types first: this walks every value of every attribute written.
     kind = type(value)
-    if kind is str:
-        return bool(value == NGSI_LD_NULL)
-    if kind is dict:
-        return any(contains_null(v) for v in value.values())
-    if kind is list:
-        return any(contains_null(v) for v in value)
-    if kind in (int, float, bool) or value is None:
+    if kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            item_kind = type(item)
+            if item_kind is str:
+                if item == NGSI_LD_NULL:
+                    return True
+            elif item_kind not in _SCALARS and item is not None and contains_null(item):
+                return True
         return False
-    if value == NGSI_LD_NULL:
-        return True
+    if kind is str or value == NGSI_LD_NULL:
+        return bool(value == NGSI_LD_NULL)
     if isinstance(value, Mapping):
         return any(contains_null(v) for v in value.values())
     if isinstance(value, list):
         return any(contains_null(v) for v in value)
     return False
+
+
+_SCALARS = frozenset({int, float, bool})
 
 
 def _is_instance_object(value: Any) -> bool:
@@ -344,13 +349,11 @@ def _concise_value(raw: Any, name: str) -> dict[str, JsonValue]:
 
 
 def _check_members(raw: Mapping[str, Any], kind: AttrKind, name: str) -> None:
-    for key in KIND_BY_VALUE_KEY:
-        if (
-            key in raw
-            and key != kind.value_key
-            and not (kind == AttrKind.GEO_PROPERTY and key == "value")
-        ):
-            raise BadRequestData(f"Attribute {name!r} of type {kind.value} cannot have {key!r}")
+    allowed = {kind.value_key, "value"} if kind == AttrKind.GEO_PROPERTY else {kind.value_key}
+    if not _VALUE_KEYS.intersection(raw) <= allowed:
+        for key in KIND_BY_VALUE_KEY:
+            if key in raw and key not in allowed:
+                raise BadRequestData(f"Attribute {name!r} of type {kind.value} cannot have {key!r}")
     if "unitCode" in raw and kind in (
         AttrKind.RELATIONSHIP,
         AttrKind.LIST_RELATIONSHIP,

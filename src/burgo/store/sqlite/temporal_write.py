@@ -284,25 +284,39 @@ def record_changes(
     if not pending:
         return
     ids = series_ids(conn, [(key, kind, mixed) for key, kind, mixed, _ in pending])
-    conn.executemany(
-        "INSERT INTO history (series, t, seq, num, shape, doc, rec) VALUES (?1, ?2, "
-        "(SELECT coalesce(max(seq) + 1, 0) FROM history WHERE series = ?1 AND t = ?2), "
-        "?3, ?4, ?5, ?6)",
-        [(series, *row) for series, (_, _, _, row) in zip(ids, pending, strict=True)],
-    )
+    first: list[tuple[int, *Row]] = []
+    later: list[tuple[int, *Row]] = []
     points: dict[int, list[tuple[int, Any]]] = {}
-    for series, (_, _, _, row) in zip(ids, pending, strict=True):
+    for (series, new), (_, _, _, row) in zip(ids, pending, strict=True):
+        # A series met once per call: one just created has no instance yet, so takes seq 0.
+        if new:
+            first.append((series, *row))
+        else:
+            later.append((series, *row))
         if row[1] is not None:
             points.setdefault(series, []).append((row[0], row[1]))
+    if first:
+        conn.executemany(
+            "INSERT INTO history (series, t, seq, num, shape, doc, rec) "
+            "VALUES (?, ?, 0, ?, ?, ?, ?)",
+            first,
+        )
+    if later:
+        conn.executemany(
+            "INSERT INTO history (series, t, seq, num, shape, doc, rec) VALUES (?1, ?2, "
+            "(SELECT coalesce(max(seq) + 1, 0) FROM history WHERE series = ?1 AND t = ?2), "
+            "?3, ?4, ?5, ?6)",
+            later,
+        )
     if points:
         add_points_to_rollups(conn, points)
 
 
 def series_ids(
     conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool]]
-) -> list[int]:
-    """The ids of the series of ``(key, kind, mixed)``, in order, created where new; marks
-    mixed (not only numbers) those wanted ``mixed``."""
+) -> list[tuple[int, bool]]:
+    """The ids of the series of ``(key, kind, mixed)``, in order, each with whether it was
+    created now; marks mixed (not only numbers) those wanted ``mixed``."""
     known: dict[SeriesKey, list[int]] = {}
     by_tenant: dict[str, dict[str, None]] = {}
     for (tenant, entity_id, _, _), _, _ in wanted:
@@ -342,7 +356,8 @@ def series_ids(
         conn.executemany(
             "UPDATE history_series SET mixed = 1 WHERE id = ?", [(sid,) for sid in remixed]
         )
-    return [known[key][0] for key, _, _ in wanted]
+    fresh = {row[0] for row in new}
+    return [(known[key][0], known[key][0] in fresh) for key, _, _ in wanted]
 
 
 def numeric_points(rows: Sequence[tuple[int, Row]]) -> Mapping[int, list[tuple[int, Any]]]:
