@@ -1,8 +1,9 @@
 """The device service: registers devices and takes their measurements into the store.
 
-Every path (HTTP, MQTT, LoRaWAN) ends in :meth:`DeviceService.ingest`: the report is counted
-(and a LoRaWAN message id claimed) first, then each reading becomes one ordinary entity update of
-the target entity, so history and subscriptions see it; only then is the sender answered.
+Every path (HTTP, MQTT, LoRaWAN) ends in :meth:`DeviceService.ingest`: in one store transaction
+the report is counted (and a LoRaWAN message id claimed) and each reading becomes one ordinary
+entity update of the target entity, so history and subscriptions see it; only once that is
+committed is the sender answered.
 
 >>> service = DeviceService(store, clock, resolve=resolver.resolve)  # doctest: +SKIP
 >>> body, key = await service.add("", {"id": "aq-1", "profile": "air-quality"})  # doctest: +SKIP
@@ -343,49 +344,33 @@ class DeviceService:
         message_id: str | None,
         source: str,
     ) -> bool:
-        """Record the report, then write every reading; False for an uplink already stored."""
-        outcome = await self.store.record_device_report(
-            device.tenant, device.id, report, message_id
-        )
+        """Record the report and write every reading in one store transaction; False for an
+        uplink already stored."""
+        fragments = [f for f in (reading_fragment(device, r) for r in readings) if f is not None]
+        updates = [(device.entity_id, apply_fragment(f, report.at)) for f in fragments]
+        try:
+            try:
+                outcome = await self.store.ingest_device_report(
+                    device.tenant, device.id, report, message_id, updates
+                )
+            except ResourceNotFound:
+                # The target entity was deleted by hand: bring it back as registration made it.
+                ctx = await self._resolve(device.context)
+                await self._link_target(device, target_attrs(device, ctx), report.at)
+                outcome = await self.store.ingest_device_report(
+                    device.tenant, device.id, report, message_id, updates
+                )
+        except NgsiLdError as exc:
+            await self._reject(device, exc.detail, source)
+            raise
         if outcome.duplicate:
             self.duplicates += 1
             return False
-        try:
-            await self._write_readings(device, readings, report.at)
-        except NgsiLdError as exc:
-            if message_id is not None:
-                await self.store.forget_device_message(device.tenant, device.id, message_id)
-            await self._reject(device, exc.detail, source)
-            raise
         self.messages[source] += 1
         self.measurements += sum(len(r.values) for r in readings)
         if outcome.previous_state != STATE_ONLINE:
             await self._transition(device, STATE_ONLINE, outcome.previous_state)
         return True
-
-    async def _write_readings(self, device: Device, readings: Sequence[Reading], now: str) -> None:
-        fragments = [f for f in (reading_fragment(device, r) for r in readings) if f is not None]
-        if not fragments:
-            return
-
-        async def write_all() -> None:
-            # Queued together, the writes share one commit of the store's writer.
-            await asyncio.gather(
-                *(
-                    self.store.modify_entity(
-                        device.tenant, device.entity_id, apply_fragment(f, now)
-                    )
-                    for f in fragments
-                )
-            )
-
-        try:
-            await write_all()
-        except ResourceNotFound:
-            # The target entity was deleted by hand: bring it back as registration made it.
-            ctx = await self._resolve(device.context)
-            await self._link_target(device, target_attrs(device, ctx), now)
-            await write_all()
 
     # -- health --------------------------------------------------------------------------------
 
