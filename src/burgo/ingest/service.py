@@ -30,11 +30,11 @@ from burgo.ingest.lorawan import Uplink, is_tts_uplink, parse_chirpstack, parse_
 from burgo.ingest.profiles import PROFILES
 from burgo.ingest.readings import (
     Reading,
-    apply_fragment,
+    apply_reading,
     check_mapped,
     lorawan_reading,
     parse_readings,
-    reading_fragment,
+    reading_attributes,
 )
 from burgo.ingest.registry import (
     DEVICE_CONTEXT,
@@ -346,8 +346,8 @@ class DeviceService:
     ) -> bool:
         """Record the report and write every reading in one store transaction; False for an
         uplink already stored."""
-        fragments = [f for f in (reading_fragment(device, r) for r in readings) if f is not None]
-        updates = [(device.entity_id, apply_fragment(f, report.at)) for f in fragments]
+        built = [reading_attributes(device, r) for r in readings]
+        updates = [(device.entity_id, apply_reading(attrs, report.at)) for attrs in built if attrs]
         try:
             try:
                 outcome = await self.store.ingest_device_report(
