@@ -190,10 +190,13 @@ class DeviceService:
             )
             await self.store.create_entity(device.tenant, create_entity(target, now))
 
-    async def device(self, tenant: str, device_id: str) -> Device:
-        """The registered device; ResourceNotFound names it when there is none."""
+    async def device(self, tenant: str, device_id: str, source: str | None = None) -> Device:
+        """The registered device; ResourceNotFound names it when there is none (a message for
+        it from ``source`` counts as refused)."""
         device = await self.store.get_device(tenant, device_id)
         if device is None:
+            if source is not None:
+                self.rejected[source] += 1
             raise ResourceNotFound(f"No device {device_id!r} is registered")
         return device
 
@@ -234,30 +237,38 @@ class DeviceService:
     # -- ingestion -----------------------------------------------------------------------------
 
     async def authenticate(self, tenant: str, device_id: str, key: str | None) -> Device:
-        """The device, if ``key`` is its API key; Unauthorized otherwise."""
-        device = await self.device(tenant, device_id)
+        """The device, if ``key`` is its API key; Unauthorized (counted in the device's errors)
+        otherwise."""
+        device = await self.device(tenant, device_id, "http")
         if not key:
+            await self._reject(device, "missing API key", "http")
             raise Unauthorized(f"Device {device_id} must send its API key (X-Api-Key header)")
         cache_key = (tenant, device_id)
         presented = fingerprint(key)
         known = self._verified.get(cache_key)
         if known is None or not hmac.compare_digest(known, presented):
             if not await asyncio.to_thread(verify_key, key, device.key_hash):
-                await self.store.record_device_error(tenant, device_id, "wrong API key", self.now())
+                await self._reject(device, "wrong API key", "http")
                 raise Unauthorized(f"Wrong API key for device {device_id}")
             self._verified[cache_key] = presented
         return device
 
     async def http_measurements(
-        self, tenant: str, device_id: str, key: str | None, body: Any
+        self, tenant: str, device_id: str, key: str | None, read_body: Callable[[], Awaitable[Any]]
     ) -> int:
-        """Take one reading or a batch sent over HTTP; the number of readings stored."""
+        """Take one reading or a batch sent over HTTP (the body read once the device's key is
+        checked, so a body that is not JSON counts against the device); the readings stored."""
         device = await self.authenticate(tenant, device_id, key)
+        try:
+            body = await read_body()
+        except NgsiLdError as exc:
+            await self._reject(device, exc.detail, "http")
+            raise
         return await self.json_measurements(device, body, "http")
 
     async def mqtt_message(self, tenant: str, device_id: str, payload: bytes) -> int:
         """Take a JSON reading (or batch) published over MQTT."""
-        device = await self.device(tenant, device_id)
+        device = await self.device(tenant, device_id, "mqtt")
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
