@@ -188,6 +188,17 @@ def test_bad_readings_are_refused_counted_and_store_nothing(
     assert detail in health["lastError"]
 
 
+def test_a_removed_device_is_refused_at_once_and_can_come_back(client: TestClient) -> None:
+    old_key = classroom(client)
+    assert send(client, old_key, {"co2": 600}).status_code == 202
+    assert client.delete(f"{DEVICES}/c-1").status_code == 204
+    assert_problem(send(client, old_key, {"co2": 601}), 404, "ResourceNotFound")
+    new_key = classroom(client)
+    assert send(client, old_key, {"co2": 602}).status_code == 401
+    assert send(client, new_key, {"co2": 603}).status_code == 202
+    assert entity(client, ROOM)["co2"]["value"] == 603
+
+
 def test_a_deleted_target_entity_comes_back(client: TestClient) -> None:
     key = classroom(client)
     assert client.delete(f"/ngsi-ld/v1/entities/{ROOM}").status_code == 204

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
@@ -63,6 +64,9 @@ STATE_OFFLINE = devices.STATE_OFFLINE
 log = logging.getLogger(__name__)
 
 Resolve = Callable[[Any], Awaitable[Context]]
+# How long a device read from the store serves this process's messages. Devices are only added
+# and removed (both forget the cached copy here); another worker sees a removal this late at most.
+DEVICE_CACHE_SECONDS = 5.0
 SECRET_HEADER = "X-Burgo-Secret"  # noqa: S105 - a header name, not a secret
 
 
@@ -102,6 +106,8 @@ class DeviceService:
         self.missed_reports = missed_reports
         self._secrets = dict(secrets or {})
         self._verified: dict[tuple[str, str], bytes] = {}
+        self._by_id: dict[tuple[str, str], tuple[float, Device]] = {}
+        self._by_eui: dict[tuple[str, str], tuple[float, Device]] = {}
         self.messages: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
@@ -156,11 +162,13 @@ class DeviceService:
         extra = target_attrs(device, ctx)
         entity = create_entity(device_entity(device, dctx), now)
         await self.store.create_device(device)
+        self._forget(device)
         try:
             await self._put_device_entity(tenant, entity, now)
             await self._link_target(device, extra, now)
         except BaseException:
             await self.store.delete_device(tenant, device.id)
+            self._forget(device)
             raise
         self.states[(tenant, device.id)] = "unknown"
         status = await self.store.get_device_status(tenant, device.id)
@@ -193,12 +201,39 @@ class DeviceService:
     async def device(self, tenant: str, device_id: str, source: str | None = None) -> Device:
         """The registered device; ResourceNotFound names it when there is none (a message for
         it from ``source`` counts as refused)."""
-        device = await self.store.get_device(tenant, device_id)
+        device = await self._cached(
+            self._by_id, (tenant, device_id), lambda: self.store.get_device(tenant, device_id)
+        )
         if device is None:
             if source is not None:
                 self.rejected[source] += 1
             raise ResourceNotFound(f"No device {device_id!r} is registered")
         return device
+
+    @staticmethod
+    async def _cached(
+        cache: dict[tuple[str, str], tuple[float, Device]],
+        key: tuple[str, str],
+        load: Callable[[], Awaitable[Device | None]],
+    ) -> Device | None:
+        """The device from ``cache`` while fresh, else from ``load`` (a miss is not kept, so a
+        device registered by another worker is found at once)."""
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        device = await load()
+        if device is None:
+            cache.pop(key, None)
+        else:
+            cache[key] = (now + DEVICE_CACHE_SECONDS, device)
+        return device
+
+    def _forget(self, device: Device) -> None:
+        self._verified.pop((device.tenant, device.id), None)
+        self._by_id.pop((device.tenant, device.id), None)
+        if device.dev_eui:
+            self._by_eui.pop((device.tenant, device.dev_eui), None)
 
     async def show(self, tenant: str, device_id: str) -> dict[str, Any]:
         """One device with its status."""
@@ -217,7 +252,7 @@ class DeviceService:
         """Forget a device and its Device entity; the target entity and its data stay."""
         device = await self.device(tenant, device_id)
         await self.store.delete_device(tenant, device_id)
-        self._verified.pop((tenant, device_id), None)
+        self._forget(device)
         self.states.pop((tenant, device_id), None)
         with contextlib.suppress(ResourceNotFound):
             await self.store.delete_entity(tenant, device_entity_id(device))
@@ -307,7 +342,10 @@ class DeviceService:
             uplink = parse_tts(body)
         else:
             uplink = parse_chirpstack(body)
-        device = await self.store.find_device_by_eui(tenant, uplink.dev_eui)
+        eui = uplink.dev_eui
+        device = await self._cached(
+            self._by_eui, (tenant, eui), lambda: self.store.find_device_by_eui(tenant, eui)
+        )
         if device is None:
             self.rejected["lorawan"] += 1
             raise ResourceNotFound(f"No device with DevEUI {uplink.dev_eui} is registered")
