@@ -1,27 +1,42 @@
-"""Ingestion benchmark: HTTP measurement batches and The Things Stack uplinks, end to end.
+"""Ingestion benchmark: HTTP measurement batches, The Things Stack uplinks and MQTT, end to end.
 
-Starts ``burgo serve`` (with the TTS webhook enabled), registers devices through the device API,
-then drives it with wrk (needs ``apt-get install wrk``)::
+Starts a private Mosquitto and ``burgo serve`` (TTS webhook and MQTT ingestion on), registers
+devices through the device API, then drives it with wrk (needs ``apt-get install wrk``) and an
+MQTT publisher (paho, QoS 1)::
 
     .venv/bin/python bench/bench_ingest.py                  # FULL, 15 s per load
-    .venv/bin/python bench/bench_ingest.py --modes FULL NORMAL --repeat 2
+    .venv/bin/python bench/bench_ingest.py --modes FULL NORMAL --repeat 2 --loads http mqtt
 
-Loads: ``POST /api/v1/devices/{id}/measurements`` with 100 measurements a request (25 timestamped
-readings of 4 values, each reading one entity update, so current state and history both take it)
-and ``POST /api/v1/lorawan/tts`` with one uplink a request (a distinct ``as:up`` id each). Every run
-is checked against the server's own counters: every answer 202, and every measurement and uplink
-written (``burgo_device_measurements_total``, ``burgo_device_messages_total``) with no duplicate.
+Every device sends one reading first (outside the timed runs), so its API key is verified
+before the runs as on a server that has been up for a while. Loads:
+
+- ``http``: ``POST /api/v1/devices/{id}/measurements`` with 100 measurements a request (25
+  timestamped readings of 4 values, each reading one entity update, so current state and history
+  both take it);
+- ``tts``: ``POST /api/v1/lorawan/tts`` with one uplink a request (a distinct ``as:up`` id each);
+- ``mqtt``: ``rate * duration`` messages (one reading of 4 values each, spread over the devices'
+  ``burgo/default/{device}/attrs`` topics) published with QoS 1 as fast as the publisher goes;
+  timed from the first publish until the server has stored the last one.
+
+Every run is checked against the server's own counters: every answer 202, and every measurement,
+uplink and message written (``burgo_device_measurements_total``,
+``burgo_device_messages_total``) exactly once: none lost, no duplicate.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +64,8 @@ HTTP_LOAD = Load(
     "HTTP batch (100 measurements)", "", "POST", "/api/v1/devices/{device_id}/measurements", "202"
 )
 TTS_LOAD = Load("TTS uplink", "", "POST", "/api/v1/lorawan/tts", "202")
+MQTT_LOAD = "MQTT message (QoS 1)"
+MQTT_BASE = 1_714_521_600  # 2024-05-01T00:00:00Z
 
 MEASUREMENTS_LUA = """
 local keys = {%(keys)s}
@@ -112,8 +129,11 @@ class Run:
 
 
 @contextmanager
-def server(synchronous: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``burgo serve`` with the TTS webhook on, on a free port and a new database."""
+def server(
+    synchronous: str, workdir: Path, mqtt_port: int | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``burgo serve`` with the TTS webhook (and MQTT ingestion from ``mqtt_port``) on, on a
+    free port and a new database."""
     port = free_port()
     env = {
         **os.environ,
@@ -121,6 +141,8 @@ def server(synchronous: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[b
         "BURGO_LOG_LEVEL": "warning",
         "BURGO_LORAWAN_TTS_SECRET": SECRET,
     }
+    if mqtt_port is not None:
+        env["BURGO_MQTT_URL"] = f"mqtt://{HOST}:{mqtt_port}"
     command = [burgo_executable(), "serve", "--host", HOST, "--port", str(port)]
     command += ["--db", str(workdir / "burgo.db"), "--config", str(workdir / "none.toml")]
     process = subprocess.Popen(command, cwd=workdir, env=env)
@@ -134,6 +156,36 @@ def server(synchronous: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[b
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def mosquitto(workdir: Path) -> Iterator[int]:
+    """A private Mosquitto on a free loopback port (as tests/services.py runs one); its port."""
+    program = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(program).exists():
+        sys.exit("bench: the MQTT load needs Mosquitto (apt-get install mosquitto)")
+    port = free_port()
+    config = workdir / "mosquitto.conf"
+    # Queue without limit: the broker must not drop what the server has not taken yet.
+    config.write_text(
+        f"listener {port} {HOST}\nallow_anonymous true\npersistence false\nlog_dest none\n"
+        "max_queued_messages 10000000\nmax_inflight_messages 0\n"
+    )
+    process = subprocess.Popen([program, "-c", str(config)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("bench: Mosquitto did not start")
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def seed(port: int, count: int) -> list[str]:
@@ -151,6 +203,26 @@ def seed(port: int, count: int) -> list[str]:
             sys.exit(f"bench: registering a device answered {status}: {answer[:300]!r}")
         keys.append(orjson.loads(answer)["apiKey"])
     return keys
+
+
+def warm_up(port: int, keys: list[str]) -> None:
+    """One reading from every device before the timed runs: the server verifies each API key
+    (scrypt) once per process, and a long-running server has done so long before."""
+    for n, key in enumerate(keys):
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        try:
+            conn.request(
+                "POST",
+                f"/api/v1/devices/bench-{n:04d}/measurements",
+                body=orjson.dumps({"pm25": 1, "observedAt": "2024-04-30T00:00:00Z"}),
+                headers={"Content-Type": "application/json", "X-Api-Key": key},
+            )
+            response = conn.getresponse()
+            if response.status != 202:
+                sys.exit(f"bench: a warm-up reading answered {response.status}")
+            response.read()
+        finally:
+            conn.close()
 
 
 def counters(port: int) -> dict[str, float]:
@@ -205,33 +277,129 @@ def drive(port: int, pid: int, load: Load, script: Path, args: argparse.Namespac
     return Run(load.name, result, ok and result.clean, detail, stored / seconds)
 
 
+def mqtt_payload(n: int) -> tuple[str, bytes]:
+    """The ``n``-th message: one reading of 4 values from device ``n mod 200``, its own time."""
+    device = f"bench-{n % 200:04d}"
+    t = MQTT_BASE + n  # seconds: every message of a device at its own time
+    observed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    body = {"pm25": n % 80, "pm10": n % 120, "no2": n % 200, "o3": n % 150, "observedAt": observed}
+    return f"burgo/default/{device}/attrs", orjson.dumps(body)
+
+
+def publish(mqtt_port: int, count: int, first: int) -> float:
+    """Publish ``count`` messages with QoS 1 (1,000 unacknowledged at most); the seconds until
+    the broker acknowledged them all."""
+    import paho.mqtt.client as paho  # only the MQTT load needs it
+
+    acked = 0
+    done = threading.Event()
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == count:
+            done.set()
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.on_publish = on_publish
+    client.connect(HOST, mqtt_port)
+    client.loop_start()
+    started = time.monotonic()
+    try:
+        for n in range(first, first + count):
+            topic, payload = mqtt_payload(n)
+            client.publish(topic, payload, qos=1)
+        if not done.wait(timeout=300):
+            sys.exit(f"bench: the broker acknowledged {acked} of {count} messages")
+        return time.monotonic() - started
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, first: int) -> Run:
+    """Publish ``rate * duration`` messages; timed until the server stored the last of them."""
+    count = args.mqtt_rate * args.duration
+    before = counters(port)
+    cpu = cpu_seconds(pid)
+    started = time.monotonic()
+    published = publish(mqtt_port, count, first)
+    deadline = started + max(120.0, 10.0 * args.duration)
+    stored = 0.0
+    while time.monotonic() < deadline:
+        now = counters(port)
+        stored = now.get("burgo_device_messages_total:mqtt", 0) - before.get(
+            "burgo_device_messages_total:mqtt", 0
+        )
+        if stored >= count:
+            break
+        time.sleep(0.05)
+    seconds = time.monotonic() - started
+    time.sleep(1.0)  # anything stored twice would show now
+    cpu = cpu_seconds(pid) - cpu
+    after = counters(port)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    stored = delta("burgo_device_messages_total:mqtt")
+    measurements = delta("burgo_device_measurements_total:")
+    rejected = delta("burgo_device_messages_rejected_total:mqtt")
+    ok = stored == count and measurements == count * VALUES_PER_READING and rejected == 0
+    detail = (
+        f"{stored:.0f} messages stored of {count} published ({measurements:.0f} measurements, "
+        f"{rejected:.0f} refused); publisher done in {published:.1f} s"
+    )
+    result = WrkResult(
+        requests_per_s=count / seconds,
+        requests=count,
+        p50_ms=0.0,
+        p99_ms=0.0,
+        socket_errors=0,
+        non_2xx=0,
+        unexpected_status={},
+        server_cpu_us=1e6 * cpu / count,
+    )
+    return Run(MQTT_LOAD, result, ok, detail, count / seconds)
+
+
 def bench_mode(synchronous: str, args: argparse.Namespace) -> list[Run]:
     """Both loads against a new server in one synchronous mode."""
     runs = []
-    with (
-        tempfile.TemporaryDirectory(prefix="burgo-bench-ingest-") as tmp,
-        server(synchronous, Path(tmp)) as (process, port),
-    ):
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="burgo-bench-ingest-"))
+        mqtt_port = stack.enter_context(mosquitto(Path(tmp))) if "mqtt" in args.loads else None
+        process, port = stack.enter_context(server(synchronous, Path(tmp), mqtt_port))
         keys = seed(port, args.devices)
+        warm_up(port, keys)
         measurements = Path(tmp) / "measurements.lua"
         quoted = ",".join(f'"{k}"' for k in keys)
         measurements.write_text(
             MEASUREMENTS_LUA % {"keys": quoted, "readings": READINGS_PER_REQUEST}
         )
         for attempt in range(args.repeat):
-            for load in (HTTP_LOAD, TTS_LOAD):
-                script = measurements
-                if load is TTS_LOAD:
-                    script = Path(tmp) / f"tts{attempt}.lua"
-                    run_id = f"{synchronous}{attempt}{time.time_ns()}"
-                    script.write_text(
-                        TTS_LUA % {"devices": args.devices, "run": run_id, "secret": SECRET}
-                    )
-                run = drive(port, process.pid, load, script, args)
+            for name in args.loads:
+                if name == "mqtt":
+                    assert mqtt_port is not None
+                    first = attempt * args.mqtt_rate * args.duration
+                    run = drive_mqtt(port, process.pid, mqtt_port, args, first)
+                else:
+                    load = HTTP_LOAD if name == "http" else TTS_LOAD
+                    script = measurements
+                    if load is TTS_LOAD:
+                        script = Path(tmp) / f"tts{attempt}.lua"
+                        run_id = f"{synchronous}{attempt}{time.time_ns()}"
+                        script.write_text(
+                            TTS_LUA % {"devices": args.devices, "run": run_id, "secret": SECRET}
+                        )
+                    run = drive(port, process.pid, load, script, args)
                 runs.append(run)
                 print(
-                    f"{synchronous} {load.name}: {run.items_per_s:,.0f}/s, "
+                    f"{synchronous} {run.load}: {run.items_per_s:,.0f}/s, "
                     f"{run.wrk.requests_per_s:,.0f} req/s, p99 {run.wrk.p99_ms:.1f} ms, "
+                    f"server CPU {run.wrk.server_cpu_us:,.0f} µs/req, "
                     f"{run.detail}, {'ok' if run.stored_ok else 'FAILED'}",
                     file=sys.stderr,
                 )
@@ -247,10 +415,13 @@ def markdown(results: dict[str, list[Run]], args: argparse.Namespace) -> str:
         "| mode | load | stored per s | requests/s | p50 ms | p99 ms | server CPU µs/req | check |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    units = {HTTP_LOAD.name: "measurements", TTS_LOAD.name: "uplinks", MQTT_LOAD: "messages"}
     for mode, runs in results.items():
-        for name in (HTTP_LOAD.name, TTS_LOAD.name):
+        for name in units:
+            if not any(r.load == name for r in runs):
+                continue
             best = max((r for r in runs if r.load == name), key=lambda r: r.items_per_s)
-            unit = "measurements" if best.load == HTTP_LOAD.name else "uplinks"
+            unit = units[name]
             lines.append(
                 f"| {mode} | {name} | {best.items_per_s:,.0f} {unit} | "
                 f"{best.wrk.requests_per_s:,.0f} | {best.wrk.p50_ms:.1f} | {best.wrk.p99_ms:.1f} | "
@@ -267,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--loads", nargs="+", default=["http", "tts", "mqtt"], choices=["http", "tts", "mqtt"]
+    )
+    parser.add_argument(
+        "--mqtt-rate", type=int, default=5000, help="MQTT messages per second of --duration"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     results = {mode: bench_mode(mode, args) for mode in args.modes}

@@ -119,18 +119,45 @@ def test_history_keeps_every_reading_of_a_batch(client: TestClient) -> None:
     ]
 
 
-def test_a_wrong_or_missing_key_is_refused(client: TestClient) -> None:
+def test_a_wrong_or_missing_key_is_refused_and_counted(client: TestClient) -> None:
     key = classroom(client)
-    for bad in (None, key[:-1] + ("A" if key[-1] != "A" else "B"), "bgk_other"):
+    for n, bad in enumerate((None, key[:-1] + ("A" if key[-1] != "A" else "B"), "bgk_other")):
         response = send(client, bad, {"co2": 1})
         assert response.status_code == 401, response.text
         assert response.json()["type"] == "about:blank"
+        health = status(client, "c-1")
+        assert health["errors"] == n + 1
+        assert health["lastError"] == ("missing API key" if bad is None else "wrong API key")
     assert "co2" not in entity(client, ROOM)
-    assert status(client, "c-1")["lastError"] == "wrong API key"
+    assert health["messages"] == 0
+
+
+def test_a_body_that_is_not_json_is_refused_and_counted(client: TestClient) -> None:
+    key = classroom(client)
+    response = client.post(
+        f"{DEVICES}/c-1/measurements",
+        content=b'{"co2": 6',
+        headers={"X-Api-Key": key, "Content-Type": "application/json"},
+    )
+    problem = assert_problem(response, 400, "InvalidRequest")
+    health = status(client, "c-1")
+    assert (health["errors"], health["messages"]) == (1, 0)
+    assert health["lastError"] == problem["detail"]
+    assert "co2" not in entity(client, ROOM)
 
 
 def test_measurements_for_an_unknown_device(client: TestClient) -> None:
+    def refused() -> float:
+        metrics = client.get("/metrics").text
+        line = next(x for x in metrics.splitlines() if x.startswith(REFUSED_HTTP))
+        return float(line.split()[-1])
+
+    before = refused()
     assert_problem(send(client, "bgk_x", {"co2": 1}, "ghost"), 404, "ResourceNotFound")
+    assert refused() == before + 1
+
+
+REFUSED_HTTP = 'burgo_device_messages_rejected_total{source="http"}'
 
 
 @pytest.mark.parametrize(
@@ -159,6 +186,17 @@ def test_bad_readings_are_refused_counted_and_store_nothing(
     health = status(client, "c-1")
     assert (health["errors"], health["messages"], health["state"]) == (1, 0, "unknown")
     assert detail in health["lastError"]
+
+
+def test_a_removed_device_is_refused_at_once_and_can_come_back(client: TestClient) -> None:
+    old_key = classroom(client)
+    assert send(client, old_key, {"co2": 600}).status_code == 202
+    assert client.delete(f"{DEVICES}/c-1").status_code == 204
+    assert_problem(send(client, old_key, {"co2": 601}), 404, "ResourceNotFound")
+    new_key = classroom(client)
+    assert send(client, old_key, {"co2": 602}).status_code == 401
+    assert send(client, new_key, {"co2": 603}).status_code == 202
+    assert entity(client, ROOM)["co2"]["value"] == 603
 
 
 def test_a_deleted_target_entity_comes_back(client: TestClient) -> None:

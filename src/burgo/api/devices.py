@@ -7,6 +7,7 @@ ingestion service, which ``create_app`` puts on the application as ``state.devic
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ class DeviceApi(Protocol):
     async def remove(self, tenant: str, device_id: str) -> None: ...
 
     async def http_measurements(
-        self, tenant: str, device_id: str, key: str | None, body: Any
+        self, tenant: str, device_id: str, key: str | None, read_body: Callable[[], Awaitable[Any]]
     ) -> int: ...
 
     def check_secret(self, network: str, secret: str | None) -> None: ...
@@ -110,7 +111,7 @@ async def post_measurements(request: Request, device_id: str) -> Response:
     """One reading (an object) or a batch (an array), authenticated by the device's API key;
     answered once the data is durably stored."""
     stored = await _devices(request).http_measurements(
-        tenant_of(request), device_id, _key(request), await _body(request)
+        tenant_of(request), device_id, _key(request), lambda: _body(request)
     )
     return json_response({"stored": stored}, status=202)
 

@@ -13,16 +13,16 @@ to the device's time, so history and subscriptions see each reading as an ordina
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from burgo.ngsild.errors import BadRequestData
-from burgo.ngsild.model import AttrKind, Entity, JsonValue
-from burgo.ngsild.parse import Fragment
+from burgo.ngsild.model import Attribute, AttrKind, Entity
+from burgo.ngsild.parse import NGSI_LD_NULL
 from burgo.ngsild.times import canonical_datetime
-from burgo.ngsild.update import append_attrs
+from burgo.ngsild.update import set_default_instances
 from burgo.store.base import devices
 
 TIME_KEYS = ("observedAt", "time", "ts")
@@ -53,6 +53,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_value(name: str, value: Any, where: str) -> None:
+    if value == NGSI_LD_NULL:
+        raise BadRequestData(f"{where}: measurement {name!r} must not be NGSI-LD Null")
     if value is None or isinstance(value, str | bool):
         return
     if _is_number(value):
@@ -116,41 +118,36 @@ def check_mapped(device: devices.Device, readings: list[Reading]) -> None:
                 )
 
 
-def reading_fragment(device: devices.Device, reading: Reading) -> Fragment | None:
-    """The NGSI-LD attributes a reading sets on the target entity (None if it maps nothing)."""
-    attrs: dict[str, list[dict[str, JsonValue]]] = {}
-    names: dict[str, str] = {}
+def reading_attributes(device: devices.Device, reading: Reading) -> dict[str, Attribute]:
+    """The NGSI-LD attributes (by expanded name) a reading sets on the target entity, each
+    observed at the device's time; empty if the reading maps to nothing."""
+    attrs: dict[str, Attribute] = {}
     for rule in device.mapping:
         if rule.measurement not in reading.values:
             continue
         value = reading.values[rule.measurement]
-        doc: dict[str, JsonValue]
         if isinstance(value, Mapping):
-            point = [value["longitude"], value["latitude"]]
-            doc = {
-                "type": AttrKind.GEO_PROPERTY.value,
-                "value": {"type": "Point", "coordinates": point},
-            }
-        elif rule.iri == LOCATION_IRI:
-            continue
-        else:
-            doc = {"type": AttrKind.PROPERTY.value, "value": rule.convert(value)}
-            if rule.unit_code:
-                doc["unitCode"] = rule.unit_code
-        doc["observedAt"] = reading.observed_at
-        attrs[rule.iri] = [doc]
-        names[rule.iri] = rule.attribute
-    if not attrs:
-        return None
-    return Fragment(attrs=attrs, names=names)
+            point = {"type": "Point", "coordinates": [value["longitude"], value["latitude"]]}
+            attrs[rule.iri] = Attribute(
+                AttrKind.GEO_PROPERTY, point, observed_at=reading.observed_at
+            )
+        elif rule.iri != LOCATION_IRI:
+            attrs[rule.iri] = Attribute(
+                AttrKind.PROPERTY,
+                rule.convert(value),
+                observed_at=reading.observed_at,
+                unit_code=rule.unit_code or None,
+            )
+    return attrs
 
 
-def apply_fragment(fragment: Fragment, now: str) -> Any:
+def apply_reading(
+    attrs: Mapping[str, Attribute], now: str
+) -> Callable[[Entity], tuple[Entity, None]]:
     """The store change that writes a reading's attributes into the target entity."""
 
     def change(current: Entity) -> tuple[Entity, None]:
-        entity, _ = append_attrs(current, fragment, now)
-        return entity, None
+        return set_default_instances(current, attrs, now), None
 
     return change
 

@@ -1,8 +1,9 @@
 """The device service: registers devices and takes their measurements into the store.
 
-Every path (HTTP, MQTT, LoRaWAN) ends in :meth:`DeviceService.ingest`: the report is counted
-(and a LoRaWAN message id claimed) first, then each reading becomes one ordinary entity update of
-the target entity, so history and subscriptions see it; only then is the sender answered.
+Every path (HTTP, MQTT, LoRaWAN) ends in :meth:`DeviceService.ingest`: in one store transaction
+the report is counted (and a LoRaWAN message id claimed) and each reading becomes one ordinary
+entity update of the target entity, so history and subscriptions see it; only once that is
+committed is the sender answered.
 
 >>> service = DeviceService(store, clock, resolve=resolver.resolve)  # doctest: +SKIP
 >>> body, key = await service.add("", {"id": "aq-1", "profile": "air-quality"})  # doctest: +SKIP
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
@@ -29,11 +31,11 @@ from burgo.ingest.lorawan import Uplink, is_tts_uplink, parse_chirpstack, parse_
 from burgo.ingest.profiles import PROFILES
 from burgo.ingest.readings import (
     Reading,
-    apply_fragment,
+    apply_reading,
     check_mapped,
     lorawan_reading,
     parse_readings,
-    reading_fragment,
+    reading_attributes,
 )
 from burgo.ingest.registry import (
     DEVICE_CONTEXT,
@@ -62,6 +64,9 @@ STATE_OFFLINE = devices.STATE_OFFLINE
 log = logging.getLogger(__name__)
 
 Resolve = Callable[[Any], Awaitable[Context]]
+# How long a device read from the store serves this process's messages. Devices are only added
+# and removed (both forget the cached copy here); another worker sees a removal this late at most.
+DEVICE_CACHE_SECONDS = 5.0
 SECRET_HEADER = "X-Burgo-Secret"  # noqa: S105 - a header name, not a secret
 
 
@@ -101,6 +106,8 @@ class DeviceService:
         self.missed_reports = missed_reports
         self._secrets = dict(secrets or {})
         self._verified: dict[tuple[str, str], bytes] = {}
+        self._by_id: dict[tuple[str, str], tuple[float, Device]] = {}
+        self._by_eui: dict[tuple[str, str], tuple[float, Device]] = {}
         self.messages: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
@@ -155,11 +162,13 @@ class DeviceService:
         extra = target_attrs(device, ctx)
         entity = create_entity(device_entity(device, dctx), now)
         await self.store.create_device(device)
+        self._forget(device)
         try:
             await self._put_device_entity(tenant, entity, now)
             await self._link_target(device, extra, now)
         except BaseException:
             await self.store.delete_device(tenant, device.id)
+            self._forget(device)
             raise
         self.states[(tenant, device.id)] = "unknown"
         status = await self.store.get_device_status(tenant, device.id)
@@ -189,12 +198,42 @@ class DeviceService:
             )
             await self.store.create_entity(device.tenant, create_entity(target, now))
 
-    async def device(self, tenant: str, device_id: str) -> Device:
-        """The registered device; ResourceNotFound names it when there is none."""
-        device = await self.store.get_device(tenant, device_id)
+    async def device(self, tenant: str, device_id: str, source: str | None = None) -> Device:
+        """The registered device; ResourceNotFound names it when there is none (a message for
+        it from ``source`` counts as refused)."""
+        device = await self._cached(
+            self._by_id, (tenant, device_id), lambda: self.store.get_device(tenant, device_id)
+        )
         if device is None:
+            if source is not None:
+                self.rejected[source] += 1
             raise ResourceNotFound(f"No device {device_id!r} is registered")
         return device
+
+    @staticmethod
+    async def _cached(
+        cache: dict[tuple[str, str], tuple[float, Device]],
+        key: tuple[str, str],
+        load: Callable[[], Awaitable[Device | None]],
+    ) -> Device | None:
+        """The device from ``cache`` while fresh, else from ``load`` (a miss is not kept, so a
+        device registered by another worker is found at once)."""
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        device = await load()
+        if device is None:
+            cache.pop(key, None)
+        else:
+            cache[key] = (now + DEVICE_CACHE_SECONDS, device)
+        return device
+
+    def _forget(self, device: Device) -> None:
+        self._verified.pop((device.tenant, device.id), None)
+        self._by_id.pop((device.tenant, device.id), None)
+        if device.dev_eui:
+            self._by_eui.pop((device.tenant, device.dev_eui), None)
 
     async def show(self, tenant: str, device_id: str) -> dict[str, Any]:
         """One device with its status."""
@@ -213,7 +252,7 @@ class DeviceService:
         """Forget a device and its Device entity; the target entity and its data stay."""
         device = await self.device(tenant, device_id)
         await self.store.delete_device(tenant, device_id)
-        self._verified.pop((tenant, device_id), None)
+        self._forget(device)
         self.states.pop((tenant, device_id), None)
         with contextlib.suppress(ResourceNotFound):
             await self.store.delete_entity(tenant, device_entity_id(device))
@@ -233,30 +272,38 @@ class DeviceService:
     # -- ingestion -----------------------------------------------------------------------------
 
     async def authenticate(self, tenant: str, device_id: str, key: str | None) -> Device:
-        """The device, if ``key`` is its API key; Unauthorized otherwise."""
-        device = await self.device(tenant, device_id)
+        """The device, if ``key`` is its API key; Unauthorized (counted in the device's errors)
+        otherwise."""
+        device = await self.device(tenant, device_id, "http")
         if not key:
+            await self._reject(device, "missing API key", "http")
             raise Unauthorized(f"Device {device_id} must send its API key (X-Api-Key header)")
         cache_key = (tenant, device_id)
         presented = fingerprint(key)
         known = self._verified.get(cache_key)
         if known is None or not hmac.compare_digest(known, presented):
             if not await asyncio.to_thread(verify_key, key, device.key_hash):
-                await self.store.record_device_error(tenant, device_id, "wrong API key", self.now())
+                await self._reject(device, "wrong API key", "http")
                 raise Unauthorized(f"Wrong API key for device {device_id}")
             self._verified[cache_key] = presented
         return device
 
     async def http_measurements(
-        self, tenant: str, device_id: str, key: str | None, body: Any
+        self, tenant: str, device_id: str, key: str | None, read_body: Callable[[], Awaitable[Any]]
     ) -> int:
-        """Take one reading or a batch sent over HTTP; the number of readings stored."""
+        """Take one reading or a batch sent over HTTP (the body read once the device's key is
+        checked, so a body that is not JSON counts against the device); the readings stored."""
         device = await self.authenticate(tenant, device_id, key)
+        try:
+            body = await read_body()
+        except NgsiLdError as exc:
+            await self._reject(device, exc.detail, "http")
+            raise
         return await self.json_measurements(device, body, "http")
 
     async def mqtt_message(self, tenant: str, device_id: str, payload: bytes) -> int:
         """Take a JSON reading (or batch) published over MQTT."""
-        device = await self.device(tenant, device_id)
+        device = await self.device(tenant, device_id, "mqtt")
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -295,7 +342,10 @@ class DeviceService:
             uplink = parse_tts(body)
         else:
             uplink = parse_chirpstack(body)
-        device = await self.store.find_device_by_eui(tenant, uplink.dev_eui)
+        eui = uplink.dev_eui
+        device = await self._cached(
+            self._by_eui, (tenant, eui), lambda: self.store.find_device_by_eui(tenant, eui)
+        )
         if device is None:
             self.rejected["lorawan"] += 1
             raise ResourceNotFound(f"No device with DevEUI {uplink.dev_eui} is registered")
@@ -343,49 +393,33 @@ class DeviceService:
         message_id: str | None,
         source: str,
     ) -> bool:
-        """Record the report, then write every reading; False for an uplink already stored."""
-        outcome = await self.store.record_device_report(
-            device.tenant, device.id, report, message_id
-        )
+        """Record the report and write every reading in one store transaction; False for an
+        uplink already stored."""
+        built = [reading_attributes(device, r) for r in readings]
+        updates = [(device.entity_id, apply_reading(attrs, report.at)) for attrs in built if attrs]
+        try:
+            try:
+                outcome = await self.store.ingest_device_report(
+                    device.tenant, device.id, report, message_id, updates
+                )
+            except ResourceNotFound:
+                # The target entity was deleted by hand: bring it back as registration made it.
+                ctx = await self._resolve(device.context)
+                await self._link_target(device, target_attrs(device, ctx), report.at)
+                outcome = await self.store.ingest_device_report(
+                    device.tenant, device.id, report, message_id, updates
+                )
+        except NgsiLdError as exc:
+            await self._reject(device, exc.detail, source)
+            raise
         if outcome.duplicate:
             self.duplicates += 1
             return False
-        try:
-            await self._write_readings(device, readings, report.at)
-        except NgsiLdError as exc:
-            if message_id is not None:
-                await self.store.forget_device_message(device.tenant, device.id, message_id)
-            await self._reject(device, exc.detail, source)
-            raise
         self.messages[source] += 1
         self.measurements += sum(len(r.values) for r in readings)
         if outcome.previous_state != STATE_ONLINE:
             await self._transition(device, STATE_ONLINE, outcome.previous_state)
         return True
-
-    async def _write_readings(self, device: Device, readings: Sequence[Reading], now: str) -> None:
-        fragments = [f for f in (reading_fragment(device, r) for r in readings) if f is not None]
-        if not fragments:
-            return
-
-        async def write_all() -> None:
-            # Queued together, the writes share one commit of the store's writer.
-            await asyncio.gather(
-                *(
-                    self.store.modify_entity(
-                        device.tenant, device.entity_id, apply_fragment(f, now)
-                    )
-                    for f in fragments
-                )
-            )
-
-        try:
-            await write_all()
-        except ResourceNotFound:
-            # The target entity was deleted by hand: bring it back as registration made it.
-            ctx = await self._resolve(device.context)
-            await self._link_target(device, target_attrs(device, ctx), now)
-            await write_all()
 
     # -- health --------------------------------------------------------------------------------
 

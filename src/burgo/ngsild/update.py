@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from burgo.ngsild.errors import BadRequestData, ResourceNotFound
@@ -85,6 +86,33 @@ def append_attrs(
         return current, result
     entity = _with_entity_members(current, fragment, overwrite_scope=overwrite)
     return entity.with_attrs(attrs, now), result
+
+
+def set_default_instances(current: Entity, attrs: Mapping[str, Attribute], now: str) -> Entity:
+    """Set the default instance of each attribute as ``append_attrs`` does for a fragment of
+    default instances (``createdAt`` kept, ``modifiedAt`` now), taking built attributes instead
+    of parsing documents: how device readings reach an entity."""
+    merged = dict(current.attrs)
+    for name, new in attrs.items():
+        instances = merged.get(name, ())
+        existing = next((a for a in instances if a.dataset_id is None), None)
+        created_at = existing.created_at if existing is not None else None
+        if new.sub or new.dataset_id is not None:
+            stamped = replace(new, dataset_id=None).stamped(now, created_at)
+        else:
+            stamped = Attribute(
+                new.kind,
+                new.value,
+                None,
+                new.observed_at,
+                new.unit_code,
+                new.object_type,
+                new.sub,
+                created_at or now,
+                now,
+            )
+        merged[name] = (stamped, *(a for a in instances if a.dataset_id is not None))
+    return replace(current, attrs=MappingProxyType(merged), modified_at=now)
 
 
 def is_null_attribute(doc: Mapping[str, JsonValue]) -> bool:

@@ -91,6 +91,19 @@ class Store(
     async def modify_entity(self, tenant: str, entity_id: str, change: EntityChange[T]) -> T:
         """Apply ``change`` to the stored entity atomically; ResourceNotFound if it is missing."""
 
+    async def modify_entities(
+        self, tenant: str, changes: Sequence[tuple[str, EntityChange[Any]]]
+    ) -> list[Any]:
+        """Apply each ``(entity id, change)`` in order in one transaction, all or nothing; the
+        changes' results in order.
+
+        Each change sees what the one before it left, and each state it makes reaches history,
+        indexes and subscriptions as an entity write of its own (as if by ``modify_entity``),
+        while a backend may read and store each entity's document once. A change returning
+        None deletes; one returning the same entity changes nothing. ResourceNotFound (and
+        nothing written) if an entity is missing.
+        """
+
     async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
         """Delete an entity and return it; ResourceNotFound if it is missing."""
 

@@ -12,13 +12,18 @@ redelivered LoRaWAN uplink is stored once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from burgo.ngsild.model import Entity
 
 STATE_UNKNOWN = "unknown"
 STATE_ONLINE = "online"
 STATE_OFFLINE = "offline"
+
+# A change of an entity the device feeds, as ``Store.modify_entities`` applies it.
+EntityUpdate = tuple[str, Callable[[Entity], tuple[Entity | None, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,19 @@ class DeviceStore(Protocol):
     ) -> ReportOutcome:
         """Count a message and update the status (online, last seen, radio) atomically; with a
         ``message_id`` already recorded, count a duplicate and change nothing else."""
+
+    async def ingest_device_report(
+        self,
+        tenant: str,
+        device_id: str,
+        report: DeviceReport,
+        message_id: str | None,
+        updates: Sequence[EntityUpdate],
+    ) -> ReportOutcome:
+        """Record a report (as ``record_device_report``) and apply its entity ``updates`` (as
+        ``modify_entities``) in one transaction, all or nothing: a redelivered ``message_id``
+        counts a duplicate and applies nothing; a missing entity raises ResourceNotFound and
+        leaves the status and message ids as they were."""
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:
         """Drop a recorded message id (its data could not be stored, so a redelivery may be)."""

@@ -15,8 +15,10 @@ from burgo.store.devices import (
     Device,
     DeviceReport,
     DeviceStatus,
+    EntityUpdate,
     ReportOutcome,
 )
+from burgo.store.sqlite.changes import apply_changes
 from burgo.store.sqlite.core import SqliteCore
 
 _STATUS_COLUMNS = (
@@ -125,50 +127,26 @@ class SqliteDevices(SqliteCore):
         self, tenant: str, device_id: str, report: DeviceReport, message_id: str | None = None
     ) -> ReportOutcome:
         """Claim the message id (if any), then update the status, in one transaction."""
+        return await self._write(
+            lambda conn: _record_report(conn, tenant, device_id, report, message_id)
+        )
+
+    async def ingest_device_report(
+        self,
+        tenant: str,
+        device_id: str,
+        report: DeviceReport,
+        message_id: str | None,
+        updates: Sequence[EntityUpdate],
+    ) -> ReportOutcome:
+        """Claim the message, update the status and apply the entity updates in one job."""
+        self._check_tenant(tenant)
 
         def job(conn: sqlite3.Connection) -> ReportOutcome:
-            row = conn.execute(
-                "SELECT state FROM device_status WHERE tenant = ? AND device_id = ?",
-                (tenant, device_id),
-            ).fetchone()
-            if row is None:
-                return ReportOutcome(duplicate=False, previous_state=STATE_UNKNOWN)
-            previous = row[0]
-            if message_id is not None:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO device_messages "
-                    "(tenant, device_id, message_id, received_at) VALUES (?, ?, ?, ?)",
-                    (tenant, device_id, message_id, report.at),
-                )
-                if cursor.rowcount == 0:
-                    conn.execute(
-                        "UPDATE device_status SET duplicates = duplicates + 1 "
-                        "WHERE tenant = ? AND device_id = ?",
-                        (tenant, device_id),
-                    )
-                    return ReportOutcome(duplicate=True, previous_state=previous)
-            conn.execute(
-                "UPDATE device_status SET messages = messages + 1, last_seen = ?, "
-                "state = ?, state_since = CASE WHEN state = ? THEN state_since ELSE ? END, "
-                "battery = coalesce(?, battery), rssi = coalesce(?, rssi), "
-                "snr = coalesce(?, snr), gateway = coalesce(?, gateway), "
-                "frame_counter = coalesce(?, frame_counter) "
-                "WHERE tenant = ? AND device_id = ?",
-                (
-                    report.at,
-                    STATE_ONLINE,
-                    STATE_ONLINE,
-                    report.at,
-                    report.battery,
-                    report.rssi,
-                    report.snr,
-                    report.gateway,
-                    report.frame_counter,
-                    tenant,
-                    device_id,
-                ),
-            )
-            return ReportOutcome(duplicate=False, previous_state=previous)
+            outcome = _record_report(conn, tenant, device_id, report, message_id)
+            if not outcome.duplicate and updates:
+                apply_changes(self, conn, tenant, updates)
+            return outcome
 
         return await self._write(job)
 
@@ -205,3 +183,54 @@ class SqliteDevices(SqliteCore):
             return cursor.rowcount > 0
 
         return await self._write(job)
+
+
+def _record_report(
+    conn: sqlite3.Connection,
+    tenant: str,
+    device_id: str,
+    report: DeviceReport,
+    message_id: str | None,
+) -> ReportOutcome:
+    row = conn.execute(
+        "SELECT state FROM device_status WHERE tenant = ? AND device_id = ?",
+        (tenant, device_id),
+    ).fetchone()
+    if row is None:
+        return ReportOutcome(duplicate=False, previous_state=STATE_UNKNOWN)
+    previous = row[0]
+    if message_id is not None:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO device_messages "
+            "(tenant, device_id, message_id, received_at) VALUES (?, ?, ?, ?)",
+            (tenant, device_id, message_id, report.at),
+        )
+        if cursor.rowcount == 0:
+            conn.execute(
+                "UPDATE device_status SET duplicates = duplicates + 1 "
+                "WHERE tenant = ? AND device_id = ?",
+                (tenant, device_id),
+            )
+            return ReportOutcome(duplicate=True, previous_state=previous)
+    conn.execute(
+        "UPDATE device_status SET messages = messages + 1, last_seen = ?, "
+        "state = ?, state_since = CASE WHEN state = ? THEN state_since ELSE ? END, "
+        "battery = coalesce(?, battery), rssi = coalesce(?, rssi), "
+        "snr = coalesce(?, snr), gateway = coalesce(?, gateway), "
+        "frame_counter = coalesce(?, frame_counter) "
+        "WHERE tenant = ? AND device_id = ?",
+        (
+            report.at,
+            STATE_ONLINE,
+            STATE_ONLINE,
+            report.at,
+            report.battery,
+            report.rssi,
+            report.snr,
+            report.gateway,
+            report.frame_counter,
+            tenant,
+            device_id,
+        ),
+    )
+    return ReportOutcome(duplicate=False, previous_state=previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from burgo.store.sqlite.batch import SqliteBatch
+from burgo.store.sqlite.changes import SqliteChanges
 from burgo.store.sqlite.contexts import SqliteContexts
 from burgo.store.sqlite.core import translate_error
 from burgo.store.sqlite.devices import SqliteDevices
@@ -19,6 +20,7 @@ __all__ = ["SqliteStore", "translate_error"]
 
 class SqliteStore(
     SqliteEntities,
+    SqliteChanges,
     SqliteContexts,
     SqliteBatch,
     SqliteDiscovery,
