@@ -2,10 +2,11 @@
 
 A q expression becomes a WHERE fragment over one ``entities`` row. The common terms on a plain
 attribute (existence, ``==`` and ordering of numbers and strings) are answered from the
-attribute-value index of migration 0002 (an uncorrelated ``pk IN (...)`` subquery, evaluated once
-per query). Every other term walks the instances of its attribute with ``json_each`` (any instance
-may match), then the candidate values of the target (the elements of an array value, the languages
-of a LanguageProperty, ...), with exactly the rules of the reference evaluator in
+attribute-value index of migration 0002: either a ``pk IN (...)`` list built once per query, or a
+look-up of the row's own index entries, whichever the caller's plan finds cheaper. Every other
+term walks the instances of its attribute with ``json_each`` (any instance may match), then the
+candidate values of the target (the elements of an array value, the languages of a
+LanguageProperty, ...), with exactly the rules of the reference evaluator in
 :mod:`burgo.ngsild.qmatch`. Every value, attribute IRI and JSON path is a bound parameter.
 DateTime/Date/Time and regular expressions go through two SQL functions
 (:func:`register_functions`) that reuse the evaluator's own code.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from burgo.ngsild.qmatch import (
@@ -47,6 +50,11 @@ _SQL_OPS = {Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
 _NUMERIC = "IN ('integer', 'real')"
 
 Sql = tuple[str, list[Any]]
+Probe = Callable[[Term], bool]
+
+
+def _lists(term: Term) -> bool:
+    return False
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -71,38 +79,51 @@ def _json_key(name: str) -> str:
     return '."' + name + '"'
 
 
-def q_to_sql(expr: QExpr, alias: str) -> tuple[str, list[Any]]:
-    """A WHERE fragment over entities row ``alias`` selecting what ``expr`` matches."""
+def q_to_sql(expr: QExpr, alias: str, probe: Probe = _lists) -> tuple[str, list[Any]]:
+    """A WHERE fragment over entities row ``alias`` selecting what ``expr`` matches.
+
+    An indexed term for which ``probe`` is true looks up the row's own index entries (cheap
+    when the query visits few rows); the others select their keys once per query (cheap when it
+    visits many)."""
     if not _ALIAS.fullmatch(alias):
         raise ValueError(f"Not an SQL alias: {alias!r}")
-    return _expr(expr, alias)
+    return _expr(expr, alias, probe)
 
 
-def _expr(expr: QExpr, alias: str) -> Sql:
+def _expr(expr: QExpr, alias: str, probe: Probe) -> Sql:
     if isinstance(expr, And | Or):
-        parts = [_expr(item, alias) for item in expr.items]
+        parts = [_expr(item, alias, probe) for item in expr.items]
         joiner = " AND " if isinstance(expr, And) else " OR "
         return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
     if isinstance(expr, Absent):
-        sql, params = _term(Term(expr.path), alias)
+        sql, params = _term(Term(expr.path), alias, probe)
         return f"NOT {sql}", params
-    return _term(expr, alias)
+    return _term(expr, alias, probe)
 
 
-def q_candidates(expr: QExpr) -> tuple[str, list[Any]] | None:
-    """A subquery of ``entity_pk`` holding every match of ``expr`` (maybe more), from the index.
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """An indexed term every match satisfies, and a subquery of ``entity_pk`` holding its keys."""
 
-    For a query planner: when it selects few rows, driving from it beats walking a whole type.
-    None when no term every match must satisfy is indexed.
+    term: Term
+    sql: str
+    params: list[Any]
+
+
+def q_candidates(expr: QExpr) -> list[Candidates]:
+    """The indexed terms every match of ``expr`` must satisfy, each with the keys it allows.
+
+    For a query planner: each subquery holds every match (maybe more); when one selects few
+    rows, driving the query from it beats walking a whole type.
     """
     items = expr.items if isinstance(expr, And) else (expr,)
+    found = []
     for item in items:
-        if isinstance(item, Term) and item.op is not None:
-            found = _indexed(item, "e")
-            if found is not None:
-                sql, params = found
-                return sql.removeprefix("e.pk IN (").removesuffix(")"), params
-    return None
+        if isinstance(item, Term):
+            conditions = _index_conditions(item)
+            if conditions is not None:
+                found.append(Candidates(item, *_key_list(item.path.attr, conditions)))
+    return found
 
 
 # -- terms answered by the attribute-value index (migration 0002, store/sqlite/qindex.py) ------
@@ -110,47 +131,68 @@ def q_candidates(expr: QExpr) -> tuple[str, list[Any]] | None:
 _INDEXED_KINDS = frozenset({LitKind.NUMBER, LitKind.STRING})
 
 
-def _indexed(term: Term, alias: str) -> Sql | None:
-    """The term through the ``attr_values`` index, or None when the index cannot answer it.
+def _indexed(term: Term, alias: str, probe: Probe) -> Sql | None:
+    """The term through the ``attr_values`` index, or None when the index cannot answer it."""
+    conditions = _index_conditions(term)
+    if conditions is None:
+        return None
+    if not probe(term):
+        sql, params = _key_list(term.path.attr, conditions)
+        return f"{alias}.pk IN ({sql})", params
+    # The entity's own rows of the attribute, found by key (the planner would rather scan the
+    # value index by attribute, which is the list form's job).
+    index = "attr_values_exists" if term.op is None else "attr_values_entity"
+    either = " OR ".join(f"({sql})" for sql, _ in conditions)
+    return (
+        f"EXISTS (SELECT 1 FROM attr_values INDEXED BY {index} "
+        f"WHERE entity_pk = {alias}.pk AND attr = ? AND ({either}))",
+        [term.path.attr, *(p for _, params in conditions for p in params)],
+    )
 
-    Only a plain attribute (no sub-attribute, member or trailing path) is indexed, and only its
-    existence, ``==`` on numbers, strings and their ranges, and ordering of numbers and strings.
+
+def _key_list(attr: str | None, conditions: list[Sql]) -> Sql:
+    """A subquery of the keys of the entities with an index row of ``attr`` meeting a condition."""
+    head = "SELECT entity_pk FROM attr_values WHERE attr = ? AND "
+    sql = " UNION ALL ".join(head + condition for condition, _ in conditions)
+    return sql, [p for _, params in conditions for p in (attr, *params)]
+
+
+def _index_conditions(term: Term) -> list[Sql] | None:
+    """Conditions on one ``attr_values`` row of the term's attribute, any of which makes a match.
+
+    None when the index cannot answer the term: only a plain attribute (no sub-attribute, member
+    or trailing path) is indexed, and only its existence, ``==`` on numbers, strings and their
+    ranges, and ordering of numbers and strings.
     """
     path = term.path
     if path.attr is None or path.subs or path.member is not None or path.trail is not None:
         return None
-    head = "SELECT entity_pk FROM attr_values WHERE attr = ? AND "
     if term.op is None:
-        return f"{alias}.pk IN ({head}kind = 'e')", [path.attr]
+        return [("kind = 'e'", [])]
     if term.op in _SQL_OPS:
         lit = term.values[0]
         if not isinstance(lit, Literal) or lit.kind not in _INDEXED_KINDS:
             return None
         column = "num" if lit.kind == LitKind.NUMBER else "txt"
         # Relationships never order; a VocabProperty orders by its expanded term.
-        sql = f"{head}{column} {_SQL_OPS[term.op]} ? AND kind <> 'r'"
-        return f"{alias}.pk IN ({sql})", [path.attr, lit.value]
+        return [(f"{column} {_SQL_OPS[term.op]} ? AND kind <> 'r'", [lit.value])]
     if term.op != Op.EQ:
         return None
-    selects: list[str] = []
-    params: list[Any] = []
+    conditions: list[Sql] = []
     for item in term.values:
         low = item.low if isinstance(item, Range) else item
         if low.kind not in _INDEXED_KINDS:
             return None
         column = "num" if low.kind == LitKind.NUMBER else "txt"
         if isinstance(item, Range):
-            selects.append(f"{head}{column} BETWEEN ? AND ?")
-            params += [path.attr, item.low.value, item.high.value]
+            conditions.append((f"{column} BETWEEN ? AND ?", [item.low.value, item.high.value]))
         elif item.kind == LitKind.STRING and item.vocab not in (None, item.value):
             # A VocabProperty holds the expanded term; other kinds hold the text as written.
-            selects.append(f"{head}txt = ? AND kind <> 'c'")
-            selects.append(f"{head}txt = ? AND kind = 'c'")
-            params += [path.attr, item.value, path.attr, item.vocab]
+            conditions.append(("txt = ? AND kind <> 'c'", [item.value]))
+            conditions.append(("txt = ? AND kind = 'c'", [item.vocab]))
         else:
-            selects.append(f"{head}{column} = ?")
-            params += [path.attr, item.value]
-    return f"{alias}.pk IN ({' UNION ALL '.join(selects)})", params
+            conditions.append((f"{column} = ?", [item.value]))
+    return conditions
 
 
 class _Paths:
@@ -168,8 +210,8 @@ class _Paths:
         return f"(SELECT {columns}) AS p"
 
 
-def _term(term: Term, alias: str) -> Sql:
-    indexed = _indexed(term, alias)
+def _term(term: Term, alias: str, probe: Probe) -> Sql:
+    indexed = _indexed(term, alias, probe)
     if indexed is not None:
         return indexed
     path = term.path
@@ -339,4 +381,4 @@ def scope_to_sql(expr: ScopeExpr, alias: str) -> tuple[str, list[Any]]:
     )
 
 
-__all__ = ["q_candidates", "q_to_sql", "register_functions", "scope_to_sql"]
+__all__ = ["Candidates", "Probe", "q_candidates", "q_to_sql", "register_functions", "scope_to_sql"]

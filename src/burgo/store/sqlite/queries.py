@@ -1,7 +1,9 @@
 """Entity queries and purges in SQLite, pushed down to SQL.
 
 Types go through the ``entity_types`` index, ids through ``(tenant, id)``, ``idPattern`` through
-a REGEXP function, q and scopeQ through :mod:`burgo.store.sqlite.qsql`. A geo-query first narrows
+a REGEXP function, q and scopeQ through :mod:`burgo.store.sqlite.qsql`. A q term every match
+must satisfy drives the query from the attribute-value index when it selects few entities (a rare
+match), so the query reads only those instead of walking a whole type. A geo-query first narrows
 the candidates with the R*Tree of GeoProperty bounding boxes (migration 0006, kept current by a
 change hook), then runs the exact check of :mod:`burgo.ngsild.geoquery` on those candidates only.
 """
@@ -12,21 +14,27 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from burgo.ngsild.geoquery import Box, match_geometries
 from burgo.ngsild.model import Entity, entity_from_storage
+from burgo.ngsild.qmatch import Term
 from burgo.ngsild.query import EntityQuery, EntitySelector, TypeExpr, compiled_pattern
 from burgo.store.base import EntityChangeRecord
 from burgo.store.queries import QueryResult
 from burgo.store.sqlite.core import SqliteCore
-from burgo.store.sqlite.qsql import q_to_sql, scope_to_sql
+from burgo.store.sqlite.qsql import Candidates, Probe, q_candidates, q_to_sql, scope_to_sql
 
 # Below this many entities of the asked types, the type index drives the query; above it,
 # entities are walked in id order (the order of the answer) and the walk stops at ``limit``.
 _FEW_OF_TYPE = 2000
+# Below this many index rows, a q term every match satisfies drives the query from its keys.
+FEW_CANDIDATES = 2000
+# Looking up an entity's own index rows costs about as much as listing this many index rows.
+_PROBE_COST = 16
 
 
 class SqliteQueries(SqliteCore):
@@ -98,7 +106,9 @@ def _selector_sql(selector: EntitySelector, params: list[Any]) -> str:
     return "(" + " AND ".join(clauses) + ")" if clauses else "1"
 
 
-def where_sql(tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
+def where_sql(
+    tenant: str, query: EntityQuery, probe: Probe = lambda _: False
+) -> tuple[str, list[Any]]:
     """The WHERE clause (over entities row ``e``) of everything but the geo-query."""
     params: list[Any] = [tenant]
     clauses = ["e.tenant = ?"]
@@ -111,7 +121,7 @@ def where_sql(tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
         )
         params.extend(_attr_path(name) for name in sorted(query.attrs))
     if query.q is not None:
-        sql, q_params = q_to_sql(query.q, "e")
+        sql, q_params = q_to_sql(query.q, "e", probe)
         clauses.append(f"({sql})")
         params.extend(q_params)
     if query.scope_q is not None:
@@ -137,20 +147,46 @@ def _required_type(expr: TypeExpr | str) -> str | None:
     return None
 
 
-def _driver(
-    conn: sqlite3.Connection, tenant: str, query: EntityQuery, *, ordered: bool
-) -> tuple[str, list[Any], str]:
-    """FROM clause, its condition and parameters, and the ORDER BY column.
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where a query's rows come from: FROM clause, its condition and parameters, the ORDER BY
+    column, and which indexed q terms look up each visited row's own index entries."""
 
-    A type every match must have drives through the (tenant, type, id) index, in the answer's
-    order, so the walk stops as soon as the page is full. Alternatives of several types drive
-    through the type index when they name few entities (or no order is needed); otherwise the
-    entities are walked in id order."""
+    source: str
+    condition: list[Any] = field(default_factory=list)
+    order_by: str = "e.id"
+    probed: tuple[Term, ...] = ()
+    probe_all: bool = False
+
+    def probe(self, term: Term) -> bool:
+        """Whether ``term`` is looked up per visited row rather than listed once."""
+        return self.probe_all or any(term is probed for probed in self.probed)
+
+
+def _plan(
+    conn: sqlite3.Connection, tenant: str, query: EntityQuery, *, walk_stops: bool, few: int
+) -> _Plan:
+    """How to read the rows of ``query``.
+
+    Listed ids drive through ``(tenant, id)``. Then a q term every match satisfies drives when
+    its index holds fewer than ``few`` rows: a rare match costs a look-up per candidate instead
+    of a walk over its whole type. Otherwise a type every match must have drives through the
+    (tenant, type, id) index, in the answer's order, so the walk stops as soon as the page is
+    full; alternatives of several types drive through the type index when they name few
+    entities (or no order is needed); else the entities are walked in id order. A walk that
+    stops early (``walk_stops``) or visits few rows looks up each row's own index entries for
+    the q terms; a long one lists each term's keys once."""
+    if any(s.ids for s in query.selectors):
+        return _Plan("entities AS e", probe_all=True)
+    if query.q is not None:
+        plan = _candidates_plan(conn, q_candidates(query.q), few)
+        if plan is not None:
+            return plan
     selector = query.selectors[0] if len(query.selectors) == 1 else EntitySelector()
-    if selector.types is not None and not selector.ids:
+    if selector.types is not None:
         required = _required_type(selector.types)
         if required is not None:
-            return (
+            return _Plan(
                 "entity_type_ids AS ti CROSS JOIN entities AS e",
                 [
                     "ti.tenant = ? AND ti.type = ? AND e.pk = ti.entity_pk AND e.id = ti.id",
@@ -158,24 +194,56 @@ def _driver(
                     required,
                 ],
                 "ti.id",
+                probe_all=walk_stops,
             )
         names = sorted(selector.types.names())
         marks = ", ".join("?" * len(names))
-        index = (
-            f"e.pk IN (SELECT entity_pk FROM entity_types WHERE tenant = ? AND type IN ({marks}))"
-        )
-        if not ordered:
-            return "entities AS e", [index, tenant, *names], "e.id"
-        (few,) = conn.execute(
+        index = [
+            f"e.pk IN (SELECT entity_pk FROM entity_types WHERE tenant = ? AND type IN ({marks}))",
+            tenant,
+            *names,
+        ]
+        (few_of_type,) = conn.execute(
             f"SELECT count(*) < ? FROM (SELECT 1 FROM entity_types WHERE tenant = ? "
             f"AND type IN ({marks}) LIMIT ?)",
             (_FEW_OF_TYPE, tenant, *names, _FEW_OF_TYPE),
         ).fetchone()
-        if few:
-            return "entities AS e", [index, tenant, *names], "e.id"
-    if any(s.ids for s in query.selectors):
-        return "entities AS e", [], "e.id"
-    return "entities AS e INDEXED BY entities_tenant_id", [], "e.id"
+        if few_of_type:
+            return _Plan("entities AS e", index, probe_all=True)
+        if not walk_stops:
+            return _Plan("entities AS e", index)
+    return _Plan("entities AS e INDEXED BY entities_tenant_id", probe_all=walk_stops)
+
+
+def _candidates_plan(
+    conn: sqlite3.Connection, candidates: list[Candidates], few: int
+) -> _Plan | None:
+    """Drive from the term with the fewest candidates, if fewer than ``few``. Another term is
+    looked up per candidate when its list of keys would be much longer than the candidates."""
+    counts = [_count(conn, c, few) for c in candidates]
+    if not counts or min(counts) >= few:
+        return None
+    fewest = min(counts)
+    driver = candidates[counts.index(fewest)]
+    long_list = _PROBE_COST * max(fewest, 1)
+    probed = tuple(
+        c.term
+        for c, n in zip(candidates, counts, strict=True)
+        if n >= few and (long_list <= few or _count(conn, c, long_list) >= long_list)
+    )
+    return _Plan(
+        # NOT INDEXED: the keys drive (by rowid); no scan of the tenant's id index.
+        "entities AS e NOT INDEXED",
+        [f"e.pk IN ({driver.sql})", *driver.params],
+        probed=probed,
+    )
+
+
+def _count(conn: sqlite3.Connection, candidates: Candidates, cap: int) -> int:
+    """How many index rows the term selects, counting no further than ``cap``."""
+    sql = f"SELECT count(*) FROM ({candidates.sql} LIMIT ?)"
+    count: int = conn.execute(sql, [*candidates.params, cap]).fetchone()[0]
+    return count
 
 
 def _select(
@@ -187,22 +255,25 @@ def _select(
     ordered: bool,
     tail: str = "",
     extra: Sequence[Any] = (),
+    few: int = FEW_CANDIDATES,
 ) -> list[Any]:
-    where, params = where_sql(tenant, query)
-    source, driver, order_by = _driver(conn, tenant, query, ordered=ordered)
-    if driver:
-        where = f"{driver[0]} AND {where}"
-        params = [*driver[1:], *params]
-    order = f" ORDER BY {order_by}" if ordered else ""
-    sql = f"SELECT {columns} FROM {source} WHERE {where}{order}{tail}"
+    plan = _plan(conn, tenant, query, walk_stops=ordered and bool(tail), few=few)
+    where, params = where_sql(tenant, query, plan.probe)
+    if plan.condition:
+        where = f"{plan.condition[0]} AND {where}"
+        params = [*plan.condition[1:], *params]
+    order = f" ORDER BY {plan.order_by}" if ordered else ""
+    sql = f"SELECT {columns} FROM {plan.source} WHERE {where}{order}{tail}"
     return conn.execute(sql, [*params, *extra]).fetchall()
 
 
 # -- queries -------------------------------------------------------------------------------------
 
 
-def run_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
-    """Answer ``query`` on one connection."""
+def run_query(
+    conn: sqlite3.Connection, tenant: str, query: EntityQuery, *, few: int = FEW_CANDIDATES
+) -> QueryResult:
+    """Answer ``query`` on one connection (``few``: see :data:`FEW_CANDIDATES`)."""
     if query.geo is not None:
         matched = _geo_matches(conn, tenant, query)
         total = len(matched)
@@ -223,6 +294,7 @@ def run_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> Quer
             ordered=True,
             tail=" LIMIT ? OFFSET ?",
             extra=(query.limit + 1, query.offset),
+            few=few,
         )
         more = len(rows) > query.limit
         entities = [entity_from_storage(orjson.loads(raw)) for (raw,) in rows[: query.limit]]
@@ -230,7 +302,7 @@ def run_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> Quer
     if query.count:
         count = _type_count(conn, tenant, query)
         if count is None:
-            count = _select(conn, tenant, query, "count(*)", ordered=False)[0][0]
+            count = _select(conn, tenant, query, "count(*)", ordered=False, few=few)[0][0]
     return QueryResult(entities, count, more)
 
 
