@@ -308,7 +308,7 @@ def test_query_errors(broker: Broker) -> None:
     )
     assert_problem(client.get(TEMPORAL, params={"idPattern": "(["}), 400, "BadRequestData")
     assert_problem(client.get(TEMPORAL, params={"id": "not a uri"}), 400, "BadRequestData")
-    for unsupported in ({"type": "A", "q": "no2>1"}, {"type": "A", "georel": "near"}):
+    for unsupported in ({"type": "A", "scopeQ": "/a"}, {"type": "A", "csf": "x==1"}):
         assert_problem(client.get(TEMPORAL, params=unsupported), 422, "OperationNotSupported")
     assert_problem(client.post(QUERY, json=[1]), 400, "BadRequestData")
     assert_problem(

@@ -90,7 +90,7 @@ class SqliteTemporal(SqliteCore):
         self._check_tenant(tenant)
 
         def read(conn: sqlite3.Connection) -> HistoryPage:
-            rows = select_entities(conn, tenant, selection)
+            rows = select_entities(conn, tenant, selection, query)
             rows = rows[selection.offset : selection.offset + selection.limit]
             if not rows:
                 return HistoryPage([])
@@ -115,10 +115,14 @@ class SqliteTemporal(SqliteCore):
 
         return await self._read_in_thread(read)
 
-    async def count_history(self, tenant: str, selection: HistorySelection) -> int:
-        """Entities with history matching the selection."""
+    async def count_history(
+        self, tenant: str, selection: HistorySelection, query: TemporalQuery | None = None
+    ) -> int:
+        """Entities with history matching the selection (q and geo-query in ``query``'s range)."""
         self._check_tenant(tenant)
-        return len(await self._read_in_thread(lambda c: select_entities(c, tenant, selection)))
+        return len(
+            await self._read_in_thread(lambda c: select_entities(c, tenant, selection, query))
+        )
 
     # -- provision -------------------------------------------------------------------------------
 
