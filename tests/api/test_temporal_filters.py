@@ -65,10 +65,10 @@ def test_q_selects_entities_by_the_values_recorded_in_the_range(broker: Broker) 
     assert _names(loud) == ["loud"]
     assert loud.headers["NGSILD-Results-Count"] == "1"
     # The loud reading (10:00) lies outside 10:30-12:00: nobody was above 70 then.
-    assert _names(client.get(TEMPORAL, params={"type": KIND, "q": "LAeq>70",
-                                               **_between("10:30", "12:00")})) == []  # fmt: skip
-    assert _names(client.get(TEMPORAL, params={"type": KIND, "q": "LAeq>70",
-                                               **_between("09:30", "10:30")})) == ["loud"]  # fmt: skip
+    late = {"type": KIND, "q": "LAeq>70", **_between("10:30", "12:00")}
+    assert _names(client.get(TEMPORAL, params=late)) == []
+    early = {"type": KIND, "q": "LAeq>70", **_between("09:30", "10:30")}
+    assert _names(client.get(TEMPORAL, params=early)) == ["loud"]
     # Every term holds at some moment of the range; the answer keeps all instances asked for.
     both = client.get(TEMPORAL, params={"type": KIND, "q": "LAeq<44;LAeq>=46", "attrs": "LAeq"})
     assert _names(both) == ["van"]
@@ -79,9 +79,7 @@ def test_q_selects_entities_by_the_values_recorded_in_the_range(broker: Broker) 
 
 
 def test_q_may_name_attributes_the_answer_leaves_out(broker: Broker) -> None:
-    found = broker.client.get(
-        TEMPORAL, params={"type": KIND, "q": "LAeq>70", "attrs": "location"}
-    )
+    found = broker.client.get(TEMPORAL, params={"type": KIND, "q": "LAeq>70", "attrs": "location"})
     assert _names(found) == ["loud"]
     assert list(found.json()[0]) == ["id", "type", "location"]
 
@@ -148,11 +146,17 @@ def test_post_query_takes_q_and_geoq_in_the_body(broker: Broker) -> None:
     [
         ({"type": KIND, "q": "LAeq>>70"}, 400, "BadRequestData"),
         ({"type": KIND, "q": "LAeq>"}, 400, "BadRequestData"),
-        ({"type": KIND, "georel": "near", "geometry": "Point", "coordinates": "[1,2]"},
-         400, "BadRequestData"),  # fmt: skip
+        (
+            {"type": KIND, "georel": "near", "geometry": "Point", "coordinates": "[1,2]"},
+            400,
+            "BadRequestData",
+        ),
         ({"type": KIND, "georel": "within", "geometry": "Point"}, 400, "BadRequestData"),
-        ({"type": KIND, "georel": "within", "geometry": "Polygon", "coordinates": "[1"},
-         400, "BadRequestData"),  # fmt: skip
+        (
+            {"type": KIND, "georel": "within", "geometry": "Polygon", "coordinates": "[1"},
+            400,
+            "BadRequestData",
+        ),
         ({"type": KIND, "geoproperty": "location"}, 400, "BadRequestData"),
         ({"type": KIND, "scopeQ": "/town"}, 422, "OperationNotSupported"),
     ],
