@@ -252,7 +252,8 @@ def _decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> Tempor
         attr_doc["datasetId"] = series.dataset_id
     if observed is not None:
         attr_doc["observedAt"] = observed
-    attr_doc["createdAt"] = attr_doc["modifiedAt"] = recorded
+    attr_doc["createdAt"] = recorded
+    attr_doc.setdefault("modifiedAt", recorded)
     deleted = from_millis(t) if shape == DELETED else None
     return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)
 
