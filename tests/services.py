@@ -68,14 +68,18 @@ class Broker:
 
 
 @contextmanager
-def mosquitto(workdir: Path, port: int | None = None) -> Iterator[Broker]:
+def mosquitto(
+    workdir: Path, port: int | None = None, *, persistent: bool = False
+) -> Iterator[Broker]:
     """Run a private Mosquitto (MQTT 3.1.1 and 5, anonymous, loopback only) until the block ends;
-    on ``port`` when given (to restart a broker where its clients expect it)."""
+    on ``port`` when given (to restart a broker where its clients expect it); ``persistent`` keeps
+    its clients' sessions in ``workdir`` across a restart."""
     program = require("mosquitto", "mosquitto")
     port = port or free_port()
     config = workdir / "mosquitto.conf"
+    persistence = f"true\npersistence_location {workdir}/" if persistent else "false"
     config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\n"
         "log_dest none\nmax_queued_messages 100000\n"
     )
     process = subprocess.Popen(
