@@ -7,6 +7,7 @@ in CI (CI=true), where `make test` has installed it.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -77,7 +78,11 @@ def mosquitto(
     program = require("mosquitto", "mosquitto")
     port = port or free_port()
     config = workdir / "mosquitto.conf"
-    persistence = f"true\npersistence_location {workdir}/" if persistent else "false"
+    persistence = "false"
+    if persistent:
+        # As root, Mosquitto would switch to its own user, who cannot write in a test's folder.
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        persistence = f"true\npersistence_location {workdir}/\nuser {user}"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\n"
         "log_dest none\nmax_queued_messages 100000\n"
