@@ -3,6 +3,7 @@ representation, filtered in time, paginated, and refused clearly when asked wron
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,22 @@ def test_metrics_report_the_history(broker: Broker) -> None:
     )
     assert float(figures["burgo_history_instances"]) >= 2
     assert float(figures["burgo_history_bytes"]) > 0
+
+
+def test_the_scheduled_job_prunes_by_policy_on_its_own(tmp_path: Path) -> None:
+    entity_id = "urn:ngsi-ld:AirQualityObserved:old"
+    old = {"id": entity_id, "type": "AirQualityObserved", "no2": [
+        {"type": "Property", "value": v, "observedAt": f"2024-04-{d:02d}T12:00:00Z"}
+        for v, d in ((30, 1), (31, 2), (35, 30))
+    ]}  # fmt: skip
+    with running_broker(tmp_path, history_raw_days=2, history_prune_interval=1) as broker:
+        client = broker.client  # its clock stands at 2024-05-01T08:00Z
+        assert client.post(TEMPORAL, json=old).status_code == 201
+        until = time.monotonic() + 15
+        kept = history(broker, entity_id)["no2"]
+        while len(kept) > 1 and time.monotonic() < until:
+            time.sleep(0.05)
+            kept = history(broker, entity_id)["no2"]
+        assert [i["value"] for i in kept] == [35]  # April 30th is within the two days kept
+        text = client.get("/metrics").text
+        assert "burgo_history_instances 1.0" in text.splitlines()
