@@ -7,6 +7,7 @@ in CI (CI=true), where `make test` has installed it.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -68,14 +69,22 @@ class Broker:
 
 
 @contextmanager
-def mosquitto(workdir: Path, port: int | None = None) -> Iterator[Broker]:
+def mosquitto(
+    workdir: Path, port: int | None = None, *, persistent: bool = False
+) -> Iterator[Broker]:
     """Run a private Mosquitto (MQTT 3.1.1 and 5, anonymous, loopback only) until the block ends;
-    on ``port`` when given (to restart a broker where its clients expect it)."""
+    on ``port`` when given (to restart a broker where its clients expect it); ``persistent`` keeps
+    its clients' sessions in ``workdir`` across a restart."""
     program = require("mosquitto", "mosquitto")
     port = port or free_port()
     config = workdir / "mosquitto.conf"
+    persistence = "false"
+    if persistent:
+        # As root, Mosquitto would switch to its own user, who cannot write in a test's folder.
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        persistence = f"true\npersistence_location {workdir}/\nuser {user}"
     config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persistence}\n"
         "log_dest none\nmax_queued_messages 100000\n"
     )
     process = subprocess.Popen(

@@ -4,12 +4,13 @@ them; and refusing bad input without changing what is stored."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.entity_checks import Broker, assert_problem, running_broker
+from tests.api.entity_checks import START, Broker, assert_problem, running_broker
 
 TEMPORAL = "/ngsi-ld/v1/temporal/entities"
 ENTITIES = "/ngsi-ld/v1/entities"
@@ -134,13 +135,18 @@ def test_patch_one_instance(broker: Broker) -> None:
     client = broker.client
     entity_id = "urn:ngsi-ld:SoilProbe:patch"
     client.post(TEMPORAL, json=week(entity_id))
-    second = client.get(f"{TEMPORAL}/{entity_id}").json()["soilMoisture"][1]
+    sys_attrs = {"options": "sysAttrs"}
+    second = client.get(f"{TEMPORAL}/{entity_id}", params=sys_attrs).json()["soilMoisture"][1]
     url = f"{TEMPORAL}/{entity_id}/attrs/soilMoisture/{second['instanceId']}"
+    broker.clock.moment = START + timedelta(hours=1)
     assert client.patch(url, json={"value": 12.5}).status_code == 204
-    patched = client.get(f"{TEMPORAL}/{entity_id}").json()["soilMoisture"][1]
+    patched = client.get(f"{TEMPORAL}/{entity_id}", params=sys_attrs).json()["soilMoisture"][1]
     assert patched["value"] == 12.5
     assert patched["unitCode"] == "P1"
     assert patched["instanceId"] == second["instanceId"]
+    assert patched["observedAt"] == second["observedAt"]
+    assert patched["createdAt"] == second["createdAt"]
+    assert patched["modifiedAt"] == "2024-05-01T09:00:00.000Z" != second["modifiedAt"]
     daily = client.get(f"{TEMPORAL}/{entity_id}", params={
         "options": "aggregatedValues", "aggrMethods": "min", "aggrPeriodDuration": "P1D",
         "timerel": "after", "timeAt": "2024-04-01T00:00:00Z"}).json()  # fmt: skip

@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,6 +56,20 @@ def call(port: int, method: str, path: str, body: object) -> int:
         conn.close()
 
 
+def _stream(port: int, acknowledged: list[int], sink_down: Callable[[], None]) -> None:
+    """PATCH n = 1, 2, ... until the server dies; record each update it acknowledged (204)."""
+    for n in range(1, 100_000):
+        body = {"n": {"type": "Property", "value": n}}
+        try:
+            status = call(port, "PATCH", f"/ngsi-ld/v1/entities/{ENTITY}/attrs", body)
+        except (OSError, http.client.HTTPException):
+            return  # killed: this update was never acknowledged
+        assert status == 204
+        acknowledged.append(n)
+        if n == 100:
+            sink_down()  # from here on notifications pile up in the outbox
+
+
 def test_sigkill_mid_stream_loses_no_acknowledged_notification(tmp_path: Path) -> None:
     db, port = tmp_path / "burgo.db", free_port()
     acknowledged: list[int] = []
@@ -68,16 +84,16 @@ def test_sigkill_mid_stream_loses_no_acknowledged_notification(tmp_path: Path) -
             entity = {"id": ENTITY, "type": "Counter", "n": {"type": "Property", "value": 0}}
             assert call(port, "POST", "/ngsi-ld/v1/entities", entity) == 201
             acknowledged.append(0)
-            for n in range(1, 400):
-                body = {"n": {"type": "Property", "value": n}}
-                assert call(port, "PATCH", f"/ngsi-ld/v1/entities/{ENTITY}/attrs", body) == 204
-                acknowledged.append(n)
-                if n == 100:
-                    sink.stop()  # from here on notifications pile up in the outbox
-                if n == 200:
-                    break
-            process.send_signal(signal.SIGKILL)
+            writer = threading.Thread(target=_stream, args=(port, acknowledged, sink.stop))
+            writer.start()
+            until = time.monotonic() + 60
+            while len(acknowledged) < 200 and writer.is_alive() and time.monotonic() < until:
+                time.sleep(0.005)
+            mid_stream = writer.is_alive()
+            process.send_signal(signal.SIGKILL)  # while the writer is still sending updates
             process.wait(10)
+            writer.join(10)
+            assert mid_stream and len(acknowledged) >= 200, "the stream ended before the kill"
         sink.start()
         with serve(db, port):
             got = sink.wait_for(

@@ -3,6 +3,7 @@ periodic subscriptions on a moved clock; a receiver that goes down and comes bac
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -335,7 +336,46 @@ def test_periodic_subscriptions_send_the_current_state_every_interval(
     assert [d["temperature"]["value"] for d in second.body["data"]] == [10, 20]
 
 
+def test_json_ld_context_names_the_notified_attributes(client: TestClient, sink: Receiver) -> None:
+    kind = unique_type()
+    hosted = client.post("/ngsi-ld/v1/jsonldContexts",
+                         json={"@context": {"noise": "https://example.org/city/LAeq"}})  # fmt: skip
+    assert hosted.status_code == 201, hosted.text
+    url = hosted.headers["Location"]
+    subscribe(client, sink.url, entities=[{"type": kind}], jsonldContext=url)
+    body = {"id": f"urn:ngsi-ld:{kind}:1", "type": kind,
+            "https://example.org/city/LAeq": {"type": "Property", "value": 61}}  # fmt: skip
+    assert client.post(ENTITIES, json=body).status_code == 201
+    got = sink.wait_count(1)[0]
+    assert got.body["data"][0]["noise"]["value"] == 61
+    assert f"<{url}>" in got.headers["link"]
+
+
 # -- receiver down ----------------------------------------------------------------------------
+
+
+def _metric(client: TestClient, name: str) -> float:
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(name)]
+    assert lines, f"/metrics has no {name}"
+    return float(lines[0].split()[-1])
+
+
+def test_a_receiver_that_never_answers_holds_up_nobody(client: TestClient) -> None:
+    kind, other = unique_type(), unique_type()
+    # A receiver that takes connections and never answers (the notification timeout is 10 s).
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        port = silent.getsockname()[1]
+        stuck = subscribe(client, f"http://127.0.0.1:{port}/notify", entities=[{"type": kind}])
+        with receiver() as healthy:
+            subscribe(client, healthy.url, entities=[{"type": other}])
+            create(client, f"urn:ngsi-ld:{kind}:1", kind, level=1)
+            for value in range(2, 6):
+                update(client, f"urn:ngsi-ld:{kind}:1", level=value)
+            create(client, f"urn:ngsi-ld:{other}:1", other, level=1)
+            got = healthy.wait_count(1, timeout=8)
+            assert got[0].body["data"][0]["level"]["value"] == 1
+            assert status(client, stuck)["notification"]["timesSent"] == 0
+        client.delete(f"{SUBS}/{stuck}")
 
 
 def test_a_receiver_down_then_back_gets_everything_in_order(
@@ -358,8 +398,8 @@ def test_a_receiver_down_then_back_gets_everything_in_order(
     assert failing["status"] == "failed"
     assert failing["timesFailed"] >= 1
     assert "lastFailure" in failing
-    metrics = client.get("/metrics").text
-    assert "burgo_notifications_failed_total" in metrics
+    assert _metric(client, "burgo_notifications_failed_total") >= failing["timesFailed"]
+    assert _metric(client, "burgo_notifications_pending") >= 1
     sink.start()
     got = sink.wait_for(lambda r: bool(r) and data_of(r)[-1]["counter"]["value"] == 30)
     values = [d["counter"]["value"] for d in data_of(got)]

@@ -157,6 +157,36 @@ class HistoryContract:
         assert await store.list_retention() == []
         assert (await store.history_stats())["burgo_history_instances"] == 0
 
+    async def test_retention_is_per_tenant_and_per_entity_type(self, store: Store) -> None:
+        lamp, town = "https://example.org/Streetlight", "fundao"
+
+        def days(n: int) -> tuple[Attribute, ...]:
+            return tuple(reading(v, BASE + v * DAY) for v in range(n))
+
+        await store.add_history(DEFAULT_TENANT, "urn:a:room", (ROOM,), {TEMPERATURE: days(10)})
+        await store.add_history(DEFAULT_TENANT, "urn:a:lamp", (lamp,), {TEMPERATURE: days(10)})
+        await store.add_history(DEFAULT_TENANT, "urn:a:both", (ROOM, lamp), {TEMPERATURE: days(10)})
+        await store.add_history(town, "urn:a:room", (ROOM,), {TEMPERATURE: days(10)})
+        await store.add_history(town, "urn:a:lamp", (lamp,), {TEMPERATURE: days(10)})
+        await store.set_retention(DEFAULT_TENANT, ROOM, 3)
+        await store.set_retention(DEFAULT_TENANT, lamp, 6)
+        await store.set_retention(town, "", 2)  # the tenant's default, for every type
+        await store.set_retention(town, lamp, 8)
+        report = await store.prune_history(BASE + 10 * DAY, None)
+
+        async def kept(tenant: str, entity_id: str) -> list[Any]:
+            page = await store.query_history(
+                tenant, HistorySelection(ids=(entity_id,)), TemporalQuery(), max_instances=99
+            )
+            return [i.attribute.value for i in page.entities[0].attrs[TEMPERATURE]]
+
+        assert await kept(DEFAULT_TENANT, "urn:a:room") == [7, 8, 9]
+        assert await kept(DEFAULT_TENANT, "urn:a:lamp") == [4, 5, 6, 7, 8, 9]
+        assert await kept(DEFAULT_TENANT, "urn:a:both") == [4, 5, 6, 7, 8, 9]  # the longest
+        assert await kept(town, "urn:a:room") == [8, 9]
+        assert await kept(town, "urn:a:lamp") == [2, 3, 4, 5, 6, 7, 8, 9]
+        assert report.instances == 7 + 4 + 4 + 8 + 2
+
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
         values=st.lists(

@@ -37,7 +37,10 @@ from burgo.ngsild.errors import (
     ResourceNotFound,
     TooManyResults,
 )
+from burgo.ngsild.geoquery import GeoQuery, parse_geo_query
 from burgo.ngsild.parse import check_uri
+from burgo.ngsild.qlang import parse_q
+from burgo.ngsild.qmatch import QExpr
 from burgo.ngsild.render import parse_lang
 from burgo.ngsild.temporal import (
     Aggregation,
@@ -110,12 +113,35 @@ def _aggregation(params: Mapping[str, Any], fmt: TemporalFormat) -> Aggregation 
 
 
 def _unsupported(params: Mapping[str, Any]) -> None:
-    for name in ("q", "geoQ", "georel", "geometry", "coordinates", "csf", "scopeQ"):
+    for name in ("csf", "scopeQ"):
         if params.get(name) is not None:
             raise OperationNotSupported(
                 f"{name} is not supported on temporal queries yet; select entities by id, "
-                "idPattern, type and attrs"
+                "idPattern, type, attrs, q and geo-queries"
             )
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequestData(f"{name} must be a string")
+
+
+def _filters(params: Mapping[str, Any], ctx: Context) -> tuple[QExpr | None, GeoQuery | None]:
+    """The q expression and the geo-query (URL parameters, or a Query body's ``geoQ``)."""
+    q = _text(params.get("q"), "q")
+    geo_q = params.get("geoQ")
+    if geo_q is not None and not isinstance(geo_q, dict):
+        raise BadRequestData("geoQ must be an object with geometry, coordinates and georel")
+    source = geo_q if geo_q is not None else params
+    geo = parse_geo_query(
+        _text(source.get("georel"), "georel"),
+        _text(source.get("geometry"), "geometry"),
+        source.get("coordinates"),
+        _text(source.get("geoproperty"), "geoproperty"),
+        ctx.expand,
+    )
+    return (parse_q(q, ctx.expand) if q is not None else None), geo
 
 
 def _positive(params: Mapping[str, Any], name: str, default: int, low: int = 1) -> int:
@@ -240,13 +266,18 @@ async def _query(
         if selector.get("idPattern") is not None:
             patterns.append(str(selector["idPattern"]))
     attrs = _expand_all(_list(params.get("attrs"), "attrs"), ctx)
-    if not ids and not types and not patterns and attrs is None:
-        raise BadRequestData("A temporal query needs at least one of type, id, idPattern or attrs")
+    q, geo = _filters(params, ctx)
+    if not ids and not types and not patterns and attrs is None and q is None and geo is None:
+        raise BadRequestData(
+            "A temporal query needs at least one of type, id, idPattern, attrs, q or a geo-query"
+        )
     selection = HistorySelection(
         ids=tuple(ids) if ids else None,
         id_pattern="|".join(f"(?:{p})" for p in patterns) if patterns else None,
         types=_expand_all(types, ctx) if types else None,
         attrs=frozenset(attrs) if attrs is not None else None,
+        q=q,
+        geo=geo,
         limit=limit,
         offset=offset,
     )
@@ -259,7 +290,7 @@ async def _query(
     )
     extra: dict[str, str] = {}
     if count == "true":
-        total = await svc.store.count_history(tenant, selection)
+        total = await svc.store.count_history(tenant, selection, query)
         extra[RESULTS_COUNT_HEADER] = str(total)
     if len(page.entities) == limit and request.method == "GET":
         following = dict(request.query_params)

@@ -22,7 +22,9 @@ from typing import Any
 from burgo.ngsild.context import Context
 from burgo.ngsild.duration import Duration, parse_duration
 from burgo.ngsild.errors import BadRequestData
-from burgo.ngsild.model import Attribute, AttrKind, JsonValue
+from burgo.ngsild.geoquery import GeoQuery, geo_matches
+from burgo.ngsild.model import Attribute, AttrKind, Entity, JsonValue
+from burgo.ngsild.qmatch import And, Or, QExpr, evaluate
 from burgo.ngsild.render import Format, RenderOptions, render_attribute
 from burgo.ngsild.temporal_aggregate import AGGR_METHODS, Triple
 from burgo.ngsild.times import format_datetime, parse_datetime
@@ -162,6 +164,49 @@ def parse_aggregation(methods: str | None, period: str | None) -> Aggregation:
         )
     duration = parse_duration(period) if period else Duration()
     return Aggregation(names, duration)
+
+
+def filter_attributes(q: QExpr | None, geo: GeoQuery | None) -> frozenset[str]:
+    """The (expanded) attribute names a temporal query's q and geo-query look at."""
+    names: set[str] = set()
+    pending: list[QExpr] = [q] if q is not None else []
+    while pending:
+        expr = pending.pop()
+        if isinstance(expr, And | Or):
+            pending.extend(expr.items)
+        elif expr.path.attr is not None:
+            names.add(expr.path.attr)
+    if geo is not None:
+        names.add(geo.geoproperty)
+    return frozenset(names)
+
+
+def history_matches(
+    q: QExpr | None,
+    geo: GeoQuery | None,
+    entity_id: str,
+    types: tuple[str, ...],
+    instances: Mapping[str, list[Attribute]],
+    created_at: str | None = None,
+) -> bool:
+    """Whether an entity's history in a time range passes a temporal query's q and geo-query.
+
+    Every instance recorded in the range counts, as if the entity held them all at once: a term
+    matches when some instance satisfies it (``temperature>30``: above 30 at some moment), a
+    geo-query when some recorded location does, ``!attr`` when the range holds no instance.
+
+    >>> history_matches(None, None, "urn:x:1", ("https://example.org/Room",), {})
+    True
+    """
+    entity = Entity(
+        entity_id,
+        types,
+        {name: tuple(found) for name, found in instances.items() if found},
+        created_at=created_at,
+    )
+    if q is not None and not evaluate(q, entity):
+        return False
+    return geo is None or geo_matches(geo, entity)
 
 
 @dataclass(frozen=True, slots=True)

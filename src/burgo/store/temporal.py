@@ -18,7 +18,9 @@ from typing import Protocol
 
 from burgo.clock import Clock
 from burgo.ngsild.errors import NgsiLdError
+from burgo.ngsild.geoquery import GeoQuery
 from burgo.ngsild.model import Attribute, Instances
+from burgo.ngsild.qmatch import QExpr
 from burgo.ngsild.temporal import Aggregation, TemporalEntity, TemporalQuery
 
 ALL_TYPES = ""
@@ -29,12 +31,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class HistorySelection:
     """Which entities and attributes: ids, an id pattern (regular expression), types (any of
-    them), attribute names (expanded; None = all), and a page of entities."""
+    them), attribute names (expanded; None = all), filters on the instances in the query's time
+    range (``q``, ``geo``: see :func:`burgo.ngsild.temporal.history_matches`), and a page of
+    entities."""
 
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
     types: tuple[str, ...] | None = None
     attrs: frozenset[str] | None = None
+    q: QExpr | None = None
+    geo: GeoQuery | None = None
     limit: int = 100
     offset: int = 0
 
@@ -83,8 +89,11 @@ class HistoryStore(Protocol):
         """Entities matching ``selection`` with their instances in ``query``'s range (at most
         ``max_instances`` per attribute instance series), or aggregated."""
 
-    async def count_history(self, tenant: str, selection: HistorySelection) -> int:
-        """How many entities with history match ``selection`` (its page ignored)."""
+    async def count_history(
+        self, tenant: str, selection: HistorySelection, query: TemporalQuery | None = None
+    ) -> int:
+        """How many entities with history match ``selection`` (its page ignored; its q and
+        geo-query over the instances in ``query``'s range)."""
 
     async def add_history(
         self,

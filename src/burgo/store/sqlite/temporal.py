@@ -89,7 +89,7 @@ class SqliteTemporal(SqliteCore):
         self._check_tenant(tenant)
 
         def read(conn: sqlite3.Connection) -> HistoryPage:
-            rows = select_entities(conn, tenant, selection)
+            rows = select_entities(conn, tenant, selection, query)
             rows = rows[selection.offset : selection.offset + selection.limit]
             if not rows:
                 return HistoryPage([])
@@ -114,10 +114,14 @@ class SqliteTemporal(SqliteCore):
 
         return await self._read_in_thread(read)
 
-    async def count_history(self, tenant: str, selection: HistorySelection) -> int:
-        """Entities with history matching the selection."""
+    async def count_history(
+        self, tenant: str, selection: HistorySelection, query: TemporalQuery | None = None
+    ) -> int:
+        """Entities with history matching the selection (q and geo-query in ``query``'s range)."""
         self._check_tenant(tenant)
-        return len(await self._read_in_thread(lambda c: select_entities(c, tenant, selection)))
+        return len(
+            await self._read_in_thread(lambda c: select_entities(c, tenant, selection, query))
+        )
 
     # -- provision -------------------------------------------------------------------------------
 
@@ -234,6 +238,8 @@ class SqliteTemporal(SqliteCore):
                 raise BadRequestData("The observedAt of a recorded instance cannot be changed")
             rec = to_millis(self.clock.now())
             _, num, shape, doc, _ = writer.encode(conn, new, rec)
+            doc = _with_modified_at(conn, shape, doc, from_millis(rec))
+            shape = None
             if num is None:
                 conn.execute("UPDATE history_series SET mixed = 1 WHERE id = ?", (key[0],))
             conn.execute(
@@ -341,6 +347,22 @@ def _raw_days(
     if matching:
         return max(matching)
     return policies.get((tenant, ALL_TYPES), default)
+
+
+def _with_modified_at(
+    conn: sqlite3.Connection, shape: int | None, doc: str | None, modified_at: str
+) -> str:
+    """The stored document of a corrected instance: its members and when it was corrected
+    (a row with a document is read on the general path, which shows that ``modifiedAt``)."""
+    if doc is not None:
+        members = orjson.loads(doc)
+    elif shape is not None:
+        found = conn.execute("SELECT doc FROM history_shapes WHERE id = ?", (shape,)).fetchone()
+        members = orjson.loads(found[0])
+    else:
+        members = {"type": "Property"}
+    members["modifiedAt"] = modified_at
+    return orjson.dumps(members).decode()
 
 
 def _import_rows(

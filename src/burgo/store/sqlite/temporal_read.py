@@ -26,7 +26,9 @@ from burgo.ngsild.temporal import (
     TemporalInstance,
     TemporalQuery,
     TimeProperty,
+    filter_attributes,
     from_millis,
+    history_matches,
 )
 from burgo.ngsild.temporal_aggregate import (
     ROLLUP_METHODS,
@@ -38,6 +40,8 @@ from burgo.ngsild.temporal_aggregate import (
 )
 from burgo.store.sqlite.temporal_write import DELETED
 from burgo.store.temporal import HistorySelection
+
+_EVERY_INSTANCE = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,13 @@ class EntityRow:
 
 
 def select_entities(
-    conn: sqlite3.Connection, tenant: str, selection: HistorySelection
+    conn: sqlite3.Connection,
+    tenant: str,
+    selection: HistorySelection,
+    query: TemporalQuery | None = None,
 ) -> list[EntityRow]:
-    """Every entity of ``tenant`` matching the selection (ids, pattern, types, attrs), by id."""
+    """Every entity of ``tenant`` matching the selection (ids, pattern, types, attrs; q and
+    geo-query over the instances in ``query``'s range), by id."""
     sql = "SELECT id, types, created_at, deleted_at FROM history_entities WHERE tenant = ?"
     args: list[Any] = [tenant]
     if selection.ids is not None:
@@ -93,7 +101,40 @@ def select_entities(
         if pattern is not None and not pattern.search(entity_id):
             continue
         rows.append(EntityRow(entity_id, type_list, created, deleted))
-    return rows
+    if selection.q is None and selection.geo is None:
+        return rows
+    return [row for row in rows if _passes_filters(conn, tenant, row, selection, query)]
+
+
+def _passes_filters(
+    conn: sqlite3.Connection,
+    tenant: str,
+    row: EntityRow,
+    selection: HistorySelection,
+    query: TemporalQuery | None,
+) -> bool:
+    """Whether the entity's instances in the query's range pass its q and geo-query."""
+    names = filter_attributes(selection.q, selection.geo)
+    found: dict[str, list[Attribute]] = {}
+    if names:
+        window = _filter_window(query)
+        for series in select_series(conn, tenant, [row.id], names):
+            instances, _ = read_instances(conn, series, window, _EVERY_INSTANCE)
+            found.setdefault(series.attr, []).extend(i.attribute for i in instances)
+    return history_matches(
+        selection.q, selection.geo, row.id, row.types, found, from_millis(row.created_at)
+    )
+
+
+def _filter_window(query: TemporalQuery | None) -> TemporalQuery:
+    """The instances a filter looks at: every one in the range (lastN does not narrow it;
+    deletion records hold no values, so a deletedAt query filters on recorded values)."""
+    if query is None:
+        return TemporalQuery()
+    prop = query.timeproperty
+    if prop == TimeProperty.DELETED_AT:
+        prop = TimeProperty.MODIFIED_AT
+    return TemporalQuery(query.start, query.end, prop)
 
 
 def select_series(
@@ -211,7 +252,8 @@ def _decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> Tempor
         attr_doc["datasetId"] = series.dataset_id
     if observed is not None:
         attr_doc["observedAt"] = observed
-    attr_doc["createdAt"] = attr_doc["modifiedAt"] = recorded
+    attr_doc["createdAt"] = recorded
+    attr_doc.setdefault("modifiedAt", recorded)
     deleted = from_millis(t) if shape == DELETED else None
     return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)
 
