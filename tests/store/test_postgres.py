@@ -199,3 +199,61 @@ def test_every_driver_error_is_translated(error: Exception, expected: type[NgsiL
     translated = translate_error(error)
     assert type(translated) is expected
     assert translated.detail
+
+
+async def _until(condition: Any, deadline: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (another process's news arrives asynchronously)."""
+    import asyncio
+    import time
+
+    until = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < until, "the other process never learnt of the change"
+        await asyncio.sleep(0.01)
+
+
+async def test_every_process_matches_against_subscriptions_made_elsewhere(
+    pg_store: PostgresStore,
+) -> None:
+    """Two workers on one database: a subscription made through one queues notifications for
+    entity writes through the other, and stops doing so once deleted there."""
+    from dataclasses import replace
+
+    other = PostgresStore(pg_store.url, max_connections=2)
+    await other.open()
+    try:
+        await pg_store.create_subscription(DEFAULT_TENANT, subscription())
+        await _until(lambda: other.subscription_cached(DEFAULT_TENANT, subscription().id))
+        await other.create_entity(DEFAULT_TENANT, room())
+        lanes, _ = await pg_store.outbox_lanes(0)
+        assert [lane.subscription_id for lane in lanes] == [subscription().id]
+
+        await pg_store.modify_subscription(
+            DEFAULT_TENANT, subscription().id, lambda s: replace(s, is_active=False)
+        )
+        await _until(
+            lambda: other.subscription_cached(DEFAULT_TENANT, subscription().id).is_active is False
+        )
+        await pg_store.delete_subscription(DEFAULT_TENANT, subscription().id)
+        await _until(lambda: other.subscription_cached(DEFAULT_TENANT, subscription().id) is None)
+        await other.modify_entity(DEFAULT_TENANT, room().id, set_temperature(30.0))
+        assert await other.outbox_lanes(0) == ([], 0)
+    finally:
+        await other.close()
+
+
+async def test_the_subscription_channel_comes_back_after_a_lost_connection(
+    pg_store: PostgresStore,
+) -> None:
+    with psycopg.connect(pg_store.url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN%%' AND datname = current_database()"
+        )
+    other = PostgresStore(pg_store.url, max_connections=2)
+    await other.open()
+    try:
+        await other.create_subscription(DEFAULT_TENANT, subscription())
+        await _until(lambda: pg_store.subscription_cached(DEFAULT_TENANT, subscription().id))
+    finally:
+        await other.close()

@@ -1,17 +1,21 @@
 """Subscriptions in PostgreSQL, and the notification outbox filled inside each entity write.
 
 The active subscriptions are kept in memory as :class:`Matcher` values, loaded when the store
-opens and changed by this process's own subscription writes (one worker; several workers will
-learn of each other's changes through LISTEN/NOTIFY).
+opens. Every subscription write announces itself on a PostgreSQL channel when it commits
+(NOTIFY); each process sharing the database listens and reloads that subscription, so several
+workers match entity writes against the same subscriptions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg import errors
 
 from burgo.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
@@ -33,6 +37,11 @@ from burgo.store.subscriptions import (
 )
 
 log = logging.getLogger(__name__)
+
+# The channel on which subscription writes are announced: "tenant\nsubscription id".
+CHANNEL = "burgo_subscriptions"
+# Seconds between attempts to listen again after the listening connection was lost.
+_RELISTEN = 1.0
 
 _COLUMNS = (
     "doc, times_sent, times_failed, last_notification, last_success, last_failure, failing, "
@@ -66,10 +75,15 @@ class PostgresSubscriptions(PostgresCore):
         self._notifications_sent = 0
         self._notifications_failed = 0
         self._change_hooks.append(self._queue_notifications)
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
 
     async def open(self) -> None:
-        """Open the store and load the subscriptions into memory."""
+        """Open the store, listen for subscription writes and load the subscriptions."""
         await super().open()
+        self._listening = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(), name="burgo-subscription-listener")
+        await self._listening.wait()
         async with self._transaction() as conn:
             cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
             rows = await cursor.fetchall()
@@ -84,6 +98,71 @@ class PostgresSubscriptions(PostgresCore):
             except NgsiLdError as exc:
                 log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
         self._matchers = matchers
+
+    async def close(self) -> None:
+        """Stop listening and close the store."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await super().close()
+
+    # -- other processes' subscription writes ---------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Reload each subscription another process (or this one) announces, for ever; after a
+        lost connection, listen again and reload them all (announcements may have been missed)."""
+        lost = False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        await self._reload_all()
+                        log.info("Listening for subscription changes again")
+                    self._listening.set()
+                    async for notice in conn.notifies():
+                        tenant, _, sub_id = notice.payload.partition("\n")
+                        await self._reload(tenant, sub_id)
+            except (psycopg.Error, NgsiLdError) as exc:
+                if not lost:
+                    log.warning("Lost the subscription change channel: %s", exc)
+                lost = True
+                self._listening.set()
+                await asyncio.sleep(_RELISTEN)
+
+    async def _reload(self, tenant: str, sub_id: str) -> None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+            )
+            row = await cursor.fetchone()
+        sub = subscription_from_storage(row[0]) if row else None
+        try:
+            self._set_matcher(tenant, sub, sub_id)
+        except NgsiLdError as exc:
+            log.error("Subscription %s cannot be matched and is ignored: %s", sub_id, exc)
+
+    async def _reload_all(self) -> None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
+            rows = await cursor.fetchall()
+        matchers: dict[str, dict[str, Matcher]] = {}
+        for tenant, doc in rows:
+            sub = subscription_from_storage(doc)
+            try:
+                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
+            except NgsiLdError as exc:
+                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
+        self._matchers = matchers
+
+    @staticmethod
+    async def _announce(conn: Connection, tenant: str, sub_id: str) -> None:
+        """Tell every process sharing the database, when this transaction commits."""
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{tenant}\n{sub_id}"))
 
     # -- the change hook (inside the entity write's transaction) --------------------------------
 
@@ -141,6 +220,7 @@ class PostgresSubscriptions(PostgresCore):
                 )
             except errors.UniqueViolation as exc:
                 raise AlreadyExists(f"Subscription {sub.id} already exists") from exc
+            await self._announce(conn, tenant, sub.id)
         self._set_matcher(tenant, sub, sub.id)
         self._tenants.add(tenant)
 
@@ -192,6 +272,7 @@ class PostgresSubscriptions(PostgresCore):
                 "UPDATE subscriptions SET doc = %s::json WHERE tenant = %s AND id = %s",
                 (orjson.dumps(subscription_to_storage(new)).decode(), tenant, sub_id),
             )
+            await self._announce(conn, tenant, sub_id)
         self._set_matcher(tenant, new, sub_id)
         return new
 
@@ -208,6 +289,7 @@ class PostgresSubscriptions(PostgresCore):
                 "DELETE FROM notification_outbox WHERE tenant = %s AND subscription_id = %s",
                 (tenant, sub_id),
             )
+            await self._announce(conn, tenant, sub_id)
         self._set_matcher(tenant, None, sub_id)
 
     # -- the outbox -----------------------------------------------------------------------------
