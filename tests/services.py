@@ -118,9 +118,10 @@ def _postgres_bin(program: str) -> str:
 
 
 @contextmanager
-def postgresql() -> Iterator[PostgresServer]:
-    """Run a private PostgreSQL cluster (new data directory, loopback only, a free port, no
-    durability: fsync off) until the block ends. As root it runs as the ``postgres`` user."""
+def postgresql(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Run a private PostgreSQL cluster (new data directory, loopback only, a free port) until
+    the block ends; without ``durable``, fsync is off (fast, for tests). As root it runs as the
+    ``postgres`` user."""
     initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
     as_user: list[str] = []
     datadir = Path(tempfile.mkdtemp(prefix="burgo-pg-"))
@@ -131,8 +132,10 @@ def postgresql() -> Iterator[PostgresServer]:
     port = free_port()
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        "-c max_connections=200"
     )
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     try:
         subprocess.run(

@@ -9,7 +9,8 @@ geo-queries down to SQL (and PostGIS) is the next step for large tenants.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from psycopg import sql
@@ -48,7 +49,7 @@ def _candidates(tenant: str, query: EntityQuery) -> tuple[sql.Composable, list[A
 
 async def _matching(
     conn: Connection, tenant: str, query: EntityQuery, *, lock: bool = False
-) -> AsyncIterator[Entity]:
+) -> AsyncGenerator[Entity, None]:
     """Every entity matching ``query``, in id order (the candidates locked when ``lock``)."""
     where, params = _candidates(tenant, query)
     statement = sql.SQL("SELECT doc FROM entities WHERE {} ORDER BY id{}").format(
@@ -72,8 +73,12 @@ class PostgresQueries(PostgresCore):
         page: list[Entity] = []
         seen = 0
         more = False
-        async with self._transaction() as conn:
-            async for entity in _matching(conn, tenant, query):
+        async with (
+            self._transaction() as conn,
+            # Closed here, inside the transaction, even when the walk stops early.
+            aclosing(_matching(conn, tenant, query)) as matching,
+        ):
+            async for entity in matching:
                 if query.offset <= seen < query.offset + query.limit:
                     page.append(entity)
                 elif seen >= query.offset + query.limit:
@@ -86,8 +91,11 @@ class PostgresQueries(PostgresCore):
     async def purge_entities(self, tenant: str, query: EntityQuery) -> int:
         """Delete every entity matching ``query``; how many were deleted."""
         await self._check_tenant(tenant)
-        async with self._transaction() as conn:
-            doomed = [entity async for entity in _matching(conn, tenant, query, lock=True)]
+        async with (
+            self._transaction() as conn,
+            aclosing(_matching(conn, tenant, query, lock=True)) as matching,
+        ):
+            doomed = [entity async for entity in matching]
             now = self._now()
             for entity in doomed:
                 await delete_entity_row(conn, tenant, entity.id)
