@@ -14,7 +14,8 @@ LINT_PATHS := $(wildcard src tests bench)
 .DELETE_ON_ERROR:
 .PHONY: help install services demo test lint typecheck pytest bench clean
 # System packages the tests use as real peers; `make services` installs the missing ones.
-SYSTEM_PACKAGES := mosquitto
+# The tests start private instances of them (their own port and data folder), never the system's.
+SYSTEM_PACKAGES := mosquitto postgresql postgresql-15-postgis-3
 
 ## help: list these targets
 help:
@@ -51,7 +52,7 @@ demo: $(VENV)/.installed
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
-## services: install the system packages the tests talk to (Mosquitto), where missing
+## services: install the system packages the tests talk to (Mosquitto, PostgreSQL), where missing
 services:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -4,6 +4,7 @@ Run from the repository root (needs wrk: ``apt-get install wrk``)::
 
     .venv/bin/python bench/bench_entities.py              # FULL and NORMAL, 15 s per load
     .venv/bin/python bench/bench_entities.py --repeat 2 --modes FULL
+    .venv/bin/python bench/bench_entities.py --modes FULL POSTGRES --postgres postgresql://...
 
 Every load is checked: any socket error, any non-2xx answer, or any answer other than the one the
 operation should give (PATCH /attrs 204, GET 200, POST 201, counted by the server's own /metrics)
@@ -142,13 +143,18 @@ def wait_until_ready(port: int, process: subprocess.Popen[bytes], timeout: float
 
 @contextmanager
 def running_server(
-    synchronous: str, workdir: Path
+    synchronous: str, workdir: Path, db: str | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
-    """``burgo serve`` on a free port and a new database; yields process, port, start-up time."""
+    """``burgo serve`` on a free port and a new SQLite database (or the empty PostgreSQL
+    database ``db``); yields process, port, start-up time."""
     port = free_port()
     env = {**os.environ, "BURGO_SQLITE_SYNCHRONOUS": synchronous, "BURGO_LOG_LEVEL": "warning"}
+    if db is not None:
+        env["BURGO_DB"] = db
     command = [burgo_executable(), "serve", "--host", HOST, "--port", str(port)]
-    command += ["--db", str(workdir / "burgo.db"), "--config", str(workdir / "none.toml")]
+    command += ["--config", str(workdir / "none.toml")]
+    if db is None:
+        command += ["--db", str(workdir / "burgo.db")]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=workdir, env=env)
     try:
@@ -306,11 +312,16 @@ def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name:
 
 
 def bench_mode(synchronous: str, args: argparse.Namespace) -> ModeResult:
-    """Every load against a new server in one synchronous mode."""
+    """Every load against a new server in one mode (a SQLite synchronous mode, or POSTGRES)."""
     result = ModeResult(synchronous)
+    db = args.postgres if synchronous == "POSTGRES" else None
     with (
         tempfile.TemporaryDirectory(prefix="burgo-bench-") as tmp,
-        running_server(synchronous, Path(tmp)) as (process, port, startup),
+        running_server(synchronous if db is None else "FULL", Path(tmp), db) as (
+            process,
+            port,
+            startup,
+        ),
     ):
         result.startup_s = startup
         time.sleep(args.settle)
@@ -346,8 +357,8 @@ def markdown(results: list[ModeResult], args: argparse.Namespace) -> str:
         f"{args.connections} connections, {args.threads} wrk threads, {args.duration} s per load, "
         f"{args.entities} entities, best of {args.repeat} run(s).",
         "",
-        "| sqlite synchronous | figure | req/s | p50 ms | p99 ms | server CPU µs/req | requests "
-        "| errors |",
+        "| store (sqlite synchronous) | figure | req/s | p50 ms | p99 ms | server CPU µs/req "
+        "| requests | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in results:
@@ -359,7 +370,7 @@ def markdown(results: list[ModeResult], args: argparse.Namespace) -> str:
                 f"{best.p50_ms:.2f} | {best.p99_ms:.2f} | {best.server_cpu_us:.0f} | "
                 f"{best.requests:,} | {errors} |"
             )
-    lines += ["", "| sqlite synchronous | start-up s | idle RSS MB | RSS after load MB |",
+    lines += ["", "| store (sqlite synchronous) | start-up s | idle RSS MB | RSS after load MB |",
               "|---|---:|---:|---:|"]  # fmt: skip
     for mode in results:
         lines.append(
@@ -378,7 +389,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--entities", type=int, default=1000, help="entities seeded")
     parser.add_argument("--repeat", type=int, default=1, help="runs per load; the best is shown")
     parser.add_argument("--modes", nargs="+", default=["FULL", "NORMAL"],
-                        choices=["FULL", "NORMAL"], help="sqlite synchronous modes")  # fmt: skip
+                        choices=["FULL", "NORMAL", "POSTGRES"],
+                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
+    parser.add_argument("--postgres", metavar="URL",
+                        help="an empty PostgreSQL database for the POSTGRES mode")  # fmt: skip
     parser.add_argument("--settle", type=float, default=2.0, help="idle seconds before RSS")
     parser.add_argument("--verbose", action="store_true", help="print wrk's reports")
     return parser.parse_args(argv)
@@ -387,6 +401,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 1 when any request got a wrong answer."""
     args = parse_args(argv)
+    if "POSTGRES" in args.modes and not args.postgres:
+        sys.exit("bench: the POSTGRES mode needs --postgres URL (an empty database)")
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     results = [bench_mode(mode, args) for mode in args.modes]

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Burgo app on a real SQLite file, driven in process."""
+"""Shared fixtures: a real Burgo app on a real SQLite file, driven in process; real local peers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from burgo.app import create_app
 from burgo.config import Settings, load_settings
-from tests.services import Broker, mosquitto
+from tests.services import Broker, PostgresServer, mosquitto, postgresql
 
 DATA = Path(__file__).resolve().parent / "data"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
@@ -53,3 +53,10 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A private Mosquitto broker shared by the session's tests."""
     with mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster shared by the session's tests."""
+    with postgresql() as server:
+        yield server

@@ -1,4 +1,4 @@
-"""Real local peers for the tests: a private Mosquitto broker on a free port.
+"""Real local peers for the tests: a private Mosquitto broker, a private PostgreSQL cluster.
 
 A test that needs one skips with the reason when run by hand on a machine without it, and fails
 in CI (CI=true), where `make test` has installed it.
@@ -6,11 +6,13 @@ in CI (CI=true), where `make test` has installed it.
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,3 +102,67 @@ def mosquitto(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL cluster that trusts local connections."""
+
+    host: str
+    port: int
+    user: str = "postgres"
+
+    def url(self, dbname: str = "postgres") -> str:
+        """The postgresql:// URL of one of its databases."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+
+def _postgres_bin(program: str) -> str:
+    """The newest installed PostgreSQL server program; skip or fail when there is none."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))
+    if not found:
+        return require(program, "postgresql")
+    return found[-1]
+
+
+@contextmanager
+def postgresql(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Run a private PostgreSQL cluster (new data directory, loopback only, a free port) until
+    the block ends; without ``durable``, fsync is off (fast, for tests). As root it runs as the
+    ``postgres`` user."""
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    as_user: list[str] = []
+    datadir = Path(tempfile.mkdtemp(prefix="burgo-pg-"))
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(datadir, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "
+        "-c max_connections=200"
+    )
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    try:
+        subprocess.run(
+            [*as_user, initdb, "-D", str(datadir / "data"), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            check=True, **quiet,
+        )  # fmt: skip
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(datadir / "data"), "-o", options, "-w", "-t", "60",
+             "-l", str(datadir / "server.log"), "start"],
+            check=True, **quiet,
+        )  # fmt: skip
+        try:
+            wait_for_port(port)
+            yield PostgresServer("127.0.0.1", port)
+        finally:
+            subprocess.run(
+                [*as_user, pg_ctl, "-D", str(datadir / "data"), "-m", "immediate", "-w", "stop"],
+                check=False, **quiet,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)

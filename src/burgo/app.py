@@ -62,10 +62,24 @@ _NO_OPENTELEMETRY: TelemetryConfig = {
 
 
 def open_store(settings: Settings, clock: Clock) -> Store:
-    """The store the settings name (the embedded SQLite file by default)."""
+    """The store the settings name: the embedded SQLite file by default, PostgreSQL for a
+    postgresql:// URL."""
+    if settings.uses_postgresql:
+        from burgo.store.postgres import PostgresStore
+
+        return PostgresStore(settings.db, clock=clock, max_connections=settings.db_pool_size)
     from burgo.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db, synchronous=settings.sqlite_synchronous, clock=clock)
+
+
+def database_name(settings: Settings) -> str:
+    """The database for logs and messages: the file, or the URL without its password."""
+    if settings.uses_postgresql:
+        from burgo.store.postgres.core import redacted
+
+        return redacted(settings.db)
+    return settings.db
 
 
 def create_app(
@@ -139,7 +153,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_store.open()
         started: list[Worker] = []
-        log.info("Burgo %s serving %s", __version__, settings.db)
+        log.info("Burgo %s serving %s", __version__, database_name(settings))
         try:
             for worker in workers:
                 await worker.start()

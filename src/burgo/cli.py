@@ -28,7 +28,7 @@ history_app = typer.Typer(help="Look after the history (temporal API).", no_args
 app.add_typer(history_app, name="history")
 
 ConfigOption = Annotated[Path, typer.Option(help="Settings file (TOML); missing is fine.")]
-DbOption = Annotated[str | None, typer.Option(help="SQLite database file.")]
+DbOption = Annotated[str | None, typer.Option(help="SQLite database file, or a postgresql:// URL.")]
 
 
 def _settings(flags: Mapping[str, Any], config: Path) -> Settings:
@@ -81,19 +81,28 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
 
 
-def _prepare_database(settings: Settings) -> None:
-    """Create or upgrade the schema before serving, or exit 1 with a one-line reason."""
+def _upgrade(settings: Settings) -> tuple[int, list[int]]:
+    """Create or upgrade the schema of the database the settings name, or exit 1 saying why."""
+    from burgo.store.postgres import PostgresStore
     from burgo.store.sqlite import SqliteStore
 
+    store = PostgresStore(settings.db) if settings.uses_postgresql else SqliteStore(settings.db)
     try:
-        version, applied = asyncio.run(SqliteStore(settings.db).upgrade())
+        return asyncio.run(store.upgrade())
     except NgsiLdError as exc:
         typer.echo(f"burgo: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Create or upgrade the schema before serving, or exit 1 with a one-line reason."""
+    from burgo.app import database_name
+
+    version, applied = _upgrade(settings)
     if applied:
         steps = ", ".join(map(str, applied))
         logging.getLogger("burgo").info(
-            "Database %s at schema version %d (applied %s)", settings.db, version, steps
+            "Database %s at schema version %d (applied %s)", database_name(settings), version, steps
         )
 
 
@@ -101,21 +110,15 @@ def _prepare_database(settings: Settings) -> None:
 def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     """Upgrade an existing database's schema in place and print its version."""
     settings = _settings({"db": db}, config)
-    path = Path(settings.db)
-    if not path.is_file():
-        typer.echo(f"burgo: no database at {path}", err=True)
+    if not settings.uses_postgresql and not Path(settings.db).is_file():
+        typer.echo(f"burgo: no database at {settings.db}", err=True)
         raise typer.Exit(1)
+    from burgo.app import database_name
 
-    from burgo.store.sqlite import SqliteStore
-
-    try:
-        version, applied = asyncio.run(SqliteStore(path).upgrade())
-    except NgsiLdError as exc:
-        typer.echo(f"burgo: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    version, applied = _upgrade(settings)
     steps = ", ".join(map(str, applied))
     done = f"upgraded (applied {steps})" if applied else "already up to date"
-    typer.echo(f"{path}: schema version {version}, {done}")
+    typer.echo(f"{database_name(settings)}: schema version {version}, {done}")
 
 
 def _history_store(db: str | None, config: Path) -> tuple[Settings, Any]:

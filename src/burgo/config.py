@@ -31,7 +31,11 @@ class Settings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port of the HTTP server.")
     db: str = Field(
-        default="./burgo-data/burgo.db", description="Path of the SQLite database file."
+        default="./burgo-data/burgo.db",
+        description="Path of the SQLite database file, or a postgresql:// URL.",
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL: most connections one worker opens."
     )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         default="info", description="Least severe log level written."
@@ -148,6 +152,16 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must name a database file")
         return value
+
+    @property
+    def uses_postgresql(self) -> bool:
+        """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
+        return is_postgresql_url(self.db)
+
+
+def is_postgresql_url(db: str) -> bool:
+    """Whether a ``db`` setting is a postgresql:// (or postgres://) URL."""
+    return db.startswith(("postgresql://", "postgres://"))
 
 
 def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from burgo.app import create_app
@@ -78,7 +80,7 @@ class ManualClock:
 
 
 class Broker:
-    """A running Burgo app on its own SQLite file, shared by the tests of one module."""
+    """A running Burgo app on its own database, shared by the tests of one module."""
 
     def __init__(self, client: TestClient, clock: ManualClock) -> None:
         self.client = client
@@ -92,11 +94,33 @@ class Broker:
         return self.client
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def backend_database(request: pytest.FixtureRequest) -> str | None:
+    """For a fixture parametrized by BACKENDS: None on SQLite (a file in the test's folder), or
+    the URL of a new database of the session's private PostgreSQL cluster for the module."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
+    name = "burgo_" + request.module.__name__.rsplit(".", 1)[-1]
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url: str = server.url(name)
+    return url
+
+
 @contextmanager
-def running_broker(directory: Path, **flags: Any) -> Iterator[Broker]:
-    """Start a broker whose database lives in ``directory`` and whose clock starts at START."""
+def running_broker(directory: Path, db: str | None = None, **flags: Any) -> Iterator[Broker]:
+    """Start a broker whose database lives in ``directory`` (or at the URL ``db``) and whose
+    clock starts at START."""
     settings = load_settings(
-        flags={"db": str(directory / "burgo.db"), "sqlite_synchronous": "NORMAL", **flags},
+        flags={
+            "db": db or str(directory / "burgo.db"),
+            "sqlite_synchronous": "NORMAL",
+            **flags,
+        },
         environ={},
         config_path=None,
     )

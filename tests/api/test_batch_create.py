@@ -18,14 +18,24 @@ from tests.api.batch_checks import (
     read,
     room,
 )
-from tests.api.entity_checks import START, Broker, assert_problem, running_broker, unchanged
+from tests.api.entity_checks import (
+    BACKENDS,
+    START,
+    Broker,
+    assert_problem,
+    backend_database,
+    running_broker,
+    unchanged,
+)
 from tests.conftest import CORE, LD, link
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
     """One broker (manual clock) for the module; each test works in a tenant of its own."""
-    with running_broker(tmp_path_factory.mktemp("batch")) as shared:
+    with running_broker(tmp_path_factory.mktemp("batch"), db=backend_database(request)) as shared:
         yield shared
 
 

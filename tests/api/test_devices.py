@@ -19,12 +19,17 @@ from tests.api.device_checks import (
     register,
     sdm_link,
 )
-from tests.api.entity_checks import ManualClock, assert_problem
+from tests.api.entity_checks import BACKENDS, ManualClock, assert_problem, backend_database
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, ManualClock]]:
-    yield from device_app(tmp_path_factory.mktemp("devices"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, ManualClock]]:
+    """One app for the module, on each backend."""
+    url = backend_database(request)
+    flags = {"db": url} if url else {}
+    yield from device_app(tmp_path_factory.mktemp("devices"), **flags)
 
 
 @pytest.fixture

@@ -9,7 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.batch_checks import PARKING, WASTE, new_tenant, post
-from tests.api.entity_checks import Broker, assert_problem, running_broker
+from tests.api.entity_checks import (
+    BACKENDS,
+    Broker,
+    assert_problem,
+    backend_database,
+    running_broker,
+)
 from tests.conftest import CORE, LD, link
 
 TYPES = "/ngsi-ld/v1/types"
@@ -55,10 +61,14 @@ def _town() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
     """One broker whose tenant ``town`` holds :func:`_town` and whose default tenant is empty."""
-    with running_broker(tmp_path_factory.mktemp("discovery")) as shared:
+    with running_broker(
+        tmp_path_factory.mktemp("discovery"), db=backend_database(request)
+    ) as shared:
         created = post(shared.client, "create", _town(), {"NGSILD-Tenant": "town", **LD})
         assert created.status_code == 201, created.text
         yield shared

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import assert_problem, running_broker
+from tests.api.entity_checks import BACKENDS, assert_problem, backend_database, running_broker
 from tests.conftest import LD, link
 
 BASE = "/ngsi-ld/v1/entities"
@@ -49,11 +49,15 @@ TOWN = [container(n, n / 10, -7.5 + n * 0.001) for n in range(10)] + [
 ]
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     """One broker for the module, holding TOWN (tests that write use a tenant of their own)."""
     directory: Path = tmp_path_factory.mktemp("query")
-    with running_broker(directory, query_default_limit=5, query_max_limit=50) as broker:
+    with running_broker(
+        directory, db=backend_database(request), query_default_limit=5, query_max_limit=50
+    ) as broker:
         for item in TOWN:
             response = broker.client.post(BASE, json=item)
             assert response.status_code == 201, response.text

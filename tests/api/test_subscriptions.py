@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import assert_problem, running_broker
+from tests.api.entity_checks import BACKENDS, assert_problem, backend_database, running_broker
 from tests.conftest import LD, link
 from tests.notify.helpers import SUBS, subscribe
 
@@ -18,9 +18,12 @@ CTX = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 TARGET = "http://192.0.2.10:8080/notify"
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with running_broker(tmp_path_factory.mktemp("subs")) as broker:
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """One broker for the module, on each backend."""
+    with running_broker(tmp_path_factory.mktemp("subs"), db=backend_database(request)) as broker:
         yield broker.client
 
 

@@ -11,17 +11,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import Broker, running_broker
+from tests.api.entity_checks import BACKENDS, Broker, backend_database, running_broker
 from tests.notify.helpers import ENTITIES, SUBS, create, status, subscribe, unique_type, update
 from tests.notify.receiver import Receiver, receiver
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """One broker for the module, on each backend, retrying deliveries quickly."""
     with running_broker(
         tmp_path_factory.mktemp("notify"),
+        db=backend_database(request),
         notification_retry_min=0.05,
         notification_retry_max=0.2,
     ) as running:

@@ -1,11 +1,10 @@
 """The Store contract: what every backend must do, written against the protocol only.
 
-A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture that
-yields a freshly opened, empty store:
+The classes here are run against every backend by tests/store/test_contract.py, through the
+``store`` fixture of tests/store/conftest.py (one freshly opened, empty store per backend):
 
->>> class TestMyStore(StoreContract):
-...     @pytest.fixture
-...     async def store(self) -> AsyncIterator[Store]: ...
+>>> class TestStore(StoreContract):
+...     pass
 """
 
 from __future__ import annotations
@@ -113,11 +112,6 @@ class StoreContract:
     """Every Store backend passes these tests."""
 
     pytestmark = pytest.mark.anyio
-
-    @pytest.fixture
-    def store(self) -> Store:
-        """A freshly opened, empty store; each backend's test class provides it."""
-        raise NotImplementedError("subclass StoreContract and provide a store fixture")
 
     # -- tenants -------------------------------------------------------------------------------
 
@@ -366,11 +360,6 @@ class BatchContract:
 
     pytestmark = pytest.mark.anyio
 
-    @pytest.fixture
-    def store(self) -> Store:
-        """A freshly opened, empty store; each backend's test class provides it."""
-        raise NotImplementedError("subclass BatchContract and provide a store fixture")
-
     async def test_creates_are_stored_and_reported_in_order(self, store: Store) -> None:
         rooms = [room(f"urn:ngsi-ld:Room:{n}", temperature=n) for n in range(3)]
         outcomes = await store.write_entities(
@@ -574,6 +563,8 @@ def subscription(sub_id: str = "urn:ngsi-ld:Subscription:1", **fields: Any) -> A
 
 class SubscriptionContract:
     """Subscriptions and their outbox, filled in the same transaction as the entity change."""
+
+    pytestmark = pytest.mark.anyio
 
     async def test_subscriptions_are_kept_listed_changed_and_deleted(self, store: Store) -> None:
         from dataclasses import replace

@@ -1,8 +1,8 @@
 """The QueryStore contract: entity queries and purges, for every backend.
 
-A backend's test module subclasses :class:`QueryContract` and provides a ``store`` fixture with a
-freshly opened, empty store. The property test checks the store's answer against the in-memory
-reference :func:`burgo.ngsild.query.matches` over random entities.
+tests/store/test_contract.py runs it against every backend, through the ``store`` fixture of
+tests/store/conftest.py (a freshly opened, empty store). The property test checks the store's
+answer against the in-memory reference :func:`burgo.ngsild.query.matches` over random entities.
 """
 
 from __future__ import annotations
@@ -131,11 +131,6 @@ class QueryContract:
     """Every QueryStore backend passes these tests."""
 
     pytestmark = pytest.mark.anyio
-
-    @pytest.fixture
-    def store(self) -> Store:
-        """A freshly opened, empty store; each backend's test class provides it."""
-        raise NotImplementedError("subclass QueryContract and provide a store fixture")
 
     async def _fill(self, store: Store, *items: Entity, tenant: str = DEFAULT_TENANT) -> None:
         for item in items:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +13,16 @@ import pytest
 
 from burgo.ngsild.errors import AlreadyExists, BadRequestData
 from burgo.ngsild.model import Entity
-from burgo.store.base import DEFAULT_TENANT, Store
+from burgo.store.base import DEFAULT_TENANT
 from burgo.store.sqlite import SqliteStore
 from tests.store.contract import (
     TEMPERATURE,
-    StoreContract,
     context,
     every_kind,
     prop,
     room,
     set_temperature,
 )
-
-
-class TestSqliteStore(StoreContract):
-    """The contract on a SQLite file of its own."""
-
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        """An opened SqliteStore on a new file."""
-        sqlite_store = SqliteStore(tmp_path / "burgo.db", synchronous="NORMAL")
-        await sqlite_store.open()
-        yield sqlite_store
-        await sqlite_store.close()
-
 
 pytestmark = pytest.mark.anyio
 

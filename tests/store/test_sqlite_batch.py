@@ -9,24 +9,12 @@ from pathlib import Path
 import pytest
 
 from burgo.ngsild.errors import BadRequestData
-from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord, Store
+from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
 from burgo.store.batch import EntityWrite
 from burgo.store.sqlite import SqliteStore
-from tests.store.contract import BatchContract, room, set_temperature
+from tests.store.contract import room, set_temperature
 
 pytestmark = pytest.mark.anyio
-
-
-class TestSqliteBatch(BatchContract):
-    """The batch and discovery contract on a SQLite file of its own."""
-
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        """An opened SqliteStore on a new file."""
-        sqlite_store = SqliteStore(tmp_path / "burgo.db", synchronous="NORMAL")
-        await sqlite_store.open()
-        yield sqlite_store
-        await sqlite_store.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
@@ -13,23 +12,9 @@ import pytest
 from burgo.ngsild.geoquery import geometry_box, parse_geo_query
 from burgo.ngsild.model import entity_to_storage
 from burgo.ngsild.query import EntityQuery
-from burgo.store.base import Store
 from burgo.store.sqlite import SqliteStore
 from burgo.store.sqlite.migrations import available_migrations, migrate
-from tests.store.query_contract import QueryContract, expand, ids, thing
-
-
-class TestSqliteQueries(QueryContract):
-    """The query contract on a SQLite file of its own."""
-
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        """An opened SqliteStore on a new file."""
-        sqlite_store = SqliteStore(tmp_path / "burgo.db", synchronous="NORMAL")
-        await sqlite_store.open()
-        yield sqlite_store
-        await sqlite_store.close()
-
+from tests.store.query_contract import expand, ids, thing
 
 pytestmark = pytest.mark.anyio
 

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from burgo.store.base import DEFAULT_TENANT, Store
+from burgo.store.base import DEFAULT_TENANT
 from burgo.store.sqlite import SqliteStore
-from tests.store.contract import SubscriptionContract, room, subscription
+from tests.store.contract import room, subscription
 
 pytestmark = pytest.mark.anyio
-
-
-class TestSqliteSubscriptions(SubscriptionContract):
-    """The contract on a SQLite file of its own."""
-
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        """An opened SqliteStore on a new file."""
-        sqlite_store = SqliteStore(tmp_path / "burgo.db", synchronous="NORMAL")
-        await sqlite_store.open()
-        yield sqlite_store
-        await sqlite_store.close()
 
 
 async def test_subscriptions_and_queued_notifications_survive_a_reopen(tmp_path: Path) -> None:

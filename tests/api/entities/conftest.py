@@ -1,5 +1,6 @@
-"""The entity API tests share one broker per module (real SQLite file, manual clock), reset
-between tests: fast, and each test still starts from an empty broker."""
+"""The entity API tests share one broker per module and backend (a SQLite file, a PostgreSQL
+database; manual clock), reset between tests: fast, and each test still starts from an empty
+broker. Every test runs on both backends."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.entity_checks import Broker, ManualClock, running_broker
+from tests.api.entity_checks import (
+    BACKENDS,
+    Broker,
+    ManualClock,
+    backend_database,
+    running_broker,
+)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker for the tests of the module that imports this fixture."""
-    with running_broker(tmp_path_factory.mktemp("broker")) as shared:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """One broker for the tests of the module that imports this fixture, on each backend."""
+    url = backend_database(request)
+    with running_broker(tmp_path_factory.mktemp("broker"), db=url) as shared:
         yield shared
 
 

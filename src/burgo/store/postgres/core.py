@@ -1,0 +1,240 @@
+"""The core of the PostgreSQL backend: the connection pool, schema, tenants and change hooks.
+
+Each concern of the store is a mixin over this core, in a module of its own;
+:class:`~burgo.store.postgres.store.PostgresStore` combines them. Every transaction goes through
+:meth:`PostgresCore._transaction`, which turns psycopg errors into NGSI-LD errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import AsyncConnection, errors
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from burgo.clock import Clock, SystemClock
+from burgo.ngsild.errors import (
+    BadRequestData,
+    InternalError,
+    NgsiLdError,
+    NonexistentTenant,
+    ServiceUnavailable,
+)
+from burgo.ngsild.times import format_datetime
+from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
+from burgo.store.postgres.migrations import migrate
+
+Connection = AsyncConnection[tuple[Any, ...]]
+
+# Called inside the write transaction after each entity write (notification outbox, ...);
+# a coroutine it returns is awaited there.
+ChangeHook = Callable[[Connection, EntityChangeRecord], Awaitable[None] | None]
+
+# SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator intervention.
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+# Values PostgreSQL cannot hold in text: NUL characters (22021, 22P05).
+_UNSTORABLE = (errors.CharacterNotInRepertoire, errors.UntranslatableCharacter)
+# What to do once the current task's transaction has committed (wake the notifier, ...).
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "burgo_after_commit", default=None
+)
+_RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+
+
+def translate_error(exc: Exception) -> NgsiLdError:
+    """The Burgo error for a psycopg or pool error (server down, busy, value it cannot hold)."""
+    if isinstance(exc, PoolTimeout):
+        return ServiceUnavailable("No database connection is free or the database is unreachable")
+    if isinstance(exc, _UNSTORABLE) or (isinstance(exc, psycopg.DataError) and "NUL" in str(exc)):
+        return BadRequestData(
+            "The database cannot store this value (text with a NUL character \\u0000)"
+        )
+    if isinstance(exc, _RETRY_LATER):
+        return ServiceUnavailable("The database is busy; try again shortly")
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, psycopg.OperationalError) and (
+        not sqlstate or sqlstate[:2] in _UNAVAILABLE_CLASSES
+    ):
+        return ServiceUnavailable(f"The database is unavailable: {_first_line(exc)}")
+    if sqlstate[:2] in _UNAVAILABLE_CLASSES:
+        return ServiceUnavailable(f"The database is unavailable: {_first_line(exc)}")
+    return InternalError(f"Database error: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def redacted(url: str) -> str:
+    """The database URL without its password, for logs and messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(unparsable address)"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"postgresql://{user}{host}:{port}/{info.get('dbname') or ''}"
+
+
+async def _configure(conn: Connection) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+class PostgresCore:
+    """The pool, the schema and the tenants of one PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._min = min_connections
+        self._max = max_connections
+        self._connect_timeout = connect_timeout
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._tenants: set[str] = {DEFAULT_TENANT}
+        self._change_hooks: list[ChangeHook] = []
+        self._commits = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create or upgrade the schema and load the tenants."""
+        await self.upgrade()
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            self.url,
+            min_size=self._min,
+            max_size=self._max,
+            open=False,
+            configure=_configure,
+            timeout=self._connect_timeout,
+            name="burgo",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except (psycopg.Error, PoolTimeout) as exc:
+            await pool.close()
+            raise self._named(translate_error(exc)) from exc
+        self._pool = pool
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT name FROM tenants")
+            self._tenants.update(row[0] for row in await cursor.fetchall())
+
+    async def upgrade(self) -> tuple[int, list[int]]:
+        """Create or upgrade the schema only: the schema version now, and the versions applied."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=max(1, int(self._connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise self._named(translate_error(exc)) from exc
+        try:
+            return await migrate(conn)
+        except psycopg.Error as exc:
+            raise self._named(translate_error(exc)) from exc
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        """Close every connection (transactions in progress finish first)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _named(self, error: NgsiLdError) -> NgsiLdError:
+        return type(error)(f"{error.detail} (database {redacted(self.url)})")
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction: committed when the block ends, rolled
+        back when it raises; driver errors leave as NGSI-LD errors."""
+        if self._pool is None:
+            raise ServiceUnavailable("The store is not open")
+        actions: list[Callable[[], None]] = []
+        token = _after_commit.set(actions)
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+        finally:
+            _after_commit.reset(token)
+        self._commits += 1
+        for action in actions:
+            action()
+
+    def _on_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current transaction has committed (not if it rolls back)."""
+        actions = _after_commit.get()
+        if actions is not None and action not in actions:
+            actions.append(action)
+
+    async def _check_tenant(self, tenant: str) -> None:
+        if not await self.tenant_exists(tenant):
+            raise NonexistentTenant(f"Tenant {tenant!r} does not exist")
+
+    async def _ensure_tenant(self, conn: Connection, tenant: str, now: str) -> None:
+        if tenant not in self._tenants:
+            await conn.execute(
+                "INSERT INTO tenants (name, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (tenant, now),
+            )
+
+    async def _entity_changed(self, conn: Connection, record: EntityChangeRecord) -> None:
+        """Tell every change hook about an entity write, inside the same transaction."""
+        for hook in self._change_hooks:
+            outcome = hook(conn, record)
+            if outcome is not None:
+                await outcome
+
+    def _now(self) -> str:
+        """The current time in canonical NGSI-LD form, from the store's clock."""
+        return format_datetime(self.clock.now())
+
+    # -- tenants --------------------------------------------------------------------------------
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether the tenant exists (another worker may have created it)."""
+        if tenant in self._tenants:
+            return True
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT 1 FROM tenants WHERE name = %s", (tenant,))
+            found = await cursor.fetchone() is not None
+        if found:
+            self._tenants.add(tenant)
+        return found
+
+    async def list_tenants(self) -> list[str]:
+        """All tenants, the default one first."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT name FROM tenants")
+            self._tenants.update(row[0] for row in await cursor.fetchall())
+        return sorted(self._tenants)
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        """Connections of the pool (open, idle, requests waiting) and transactions run."""
+        pool = self._pool.get_stats() if self._pool is not None else {}
+        return {
+            "burgo_store_connections": pool.get("pool_size", 0),
+            "burgo_store_connections_idle": pool.get("pool_available", 0),
+            "burgo_store_connection_waits": pool.get("requests_waiting", 0),
+            "burgo_store_transactions_total": self._commits,
+        }

@@ -1,0 +1,122 @@
+"""Entities in PostgreSQL: one row per entity, its document as json and its types as an array."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from psycopg import errors
+
+from burgo.ngsild.errors import AlreadyExists, ResourceNotFound
+from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
+from burgo.store.base import EntityChange, EntityChangeRecord
+from burgo.store.postgres.core import Connection, PostgresCore
+
+T = TypeVar("T")
+
+
+def entity_doc(entity: Entity) -> str:
+    """The stored document of an entity, as JSON text."""
+    return orjson.dumps(entity_to_storage(entity)).decode()
+
+
+async def insert_entity(conn: Connection, tenant: str, entity: Entity) -> None:
+    """Insert a new entity row; AlreadyExists if the id is taken (the transaction is then spoilt:
+    run it in a savepoint when the transaction must go on)."""
+    try:
+        await conn.execute(
+            "INSERT INTO entities (tenant, id, types, created_at, modified_at, doc) "
+            "VALUES (%s, %s, %s, %s, %s, %s::json)",
+            (
+                tenant,
+                entity.id,
+                list(dict.fromkeys(entity.types)),
+                entity.created_at or "",
+                entity.modified_at or "",
+                entity_doc(entity),
+            ),
+        )
+    except errors.UniqueViolation as exc:
+        raise AlreadyExists(f"Entity {entity.id} already exists") from exc
+
+
+async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
+    """Write back a changed entity."""
+    await conn.execute(
+        "UPDATE entities SET types = %s, modified_at = %s, doc = %s::json "
+        "WHERE tenant = %s AND id = %s",
+        (
+            list(dict.fromkeys(entity.types)),
+            entity.modified_at or "",
+            entity_doc(entity),
+            tenant,
+            entity.id,
+        ),
+    )
+
+
+async def delete_entity_row(conn: Connection, tenant: str, entity_id: str) -> None:
+    """Remove an entity row."""
+    await conn.execute("DELETE FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id))
+
+
+class PostgresEntities(PostgresCore):
+    """Create, read, change and delete entities."""
+
+    async def create_entity(self, tenant: str, entity: Entity) -> None:
+        """Insert a new entity."""
+        async with self._transaction() as conn:
+            await self._ensure_tenant(conn, tenant, entity.created_at or "")
+            await insert_entity(conn, tenant, entity)
+            await self._entity_changed(
+                conn, EntityChangeRecord(tenant, entity.id, None, entity, entity.created_at or "")
+            )
+        self._tenants.add(tenant)
+
+    async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        """The entity, or None."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id)
+            )
+            row = await cursor.fetchone()
+        return entity_from_storage(row[0]) if row else None
+
+    async def modify_entity(self, tenant: str, entity_id: str, change: EntityChange[T]) -> T:
+        """Lock, change and write back one entity in one transaction."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM entities WHERE tenant = %s AND id = %s FOR UPDATE",
+                (tenant, entity_id),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise ResourceNotFound(f"Entity {entity_id} was not found")
+            current = entity_from_storage(row[0])
+            new, result = change(current)
+            if new is None:
+                await delete_entity_row(conn, tenant, entity_id)
+                record = EntityChangeRecord(tenant, entity_id, current, None, self._now())
+            elif new is current:
+                return result
+            else:
+                await update_entity(conn, tenant, new)
+                record = EntityChangeRecord(tenant, entity_id, current, new, new.modified_at or "")
+            await self._entity_changed(conn, record)
+        return result
+
+    async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
+        """Delete one entity and return what it was."""
+        return await self.modify_entity(tenant, entity_id, lambda current: (None, current))
+
+    async def count_entities(self, tenant: str) -> int:
+        """Entities in the tenant."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM entities WHERE tenant = %s", (tenant,)
+            )
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,84 @@
+"""Versioned schema migrations for PostgreSQL: numbered .sql files applied in order, once each.
+
+Every run holds an advisory lock, so several workers starting together upgrade the schema once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from burgo.ngsild.errors import InternalError
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Any fixed number: the key of the advisory lock that one migrating process holds.
+_LOCK = 0x6275_7267_6F00
+_VERSIONS = """
+CREATE TABLE IF NOT EXISTS burgo_schema (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: its version number, name and SQL."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations shipped with this version of Burgo, in order."""
+    found = []
+    for entry in resources.files("burgo.store.postgres.schema").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def schema_version(conn: AsyncConnection[tuple[Any, ...]]) -> int:
+    """The schema version recorded in the database (0 for an empty one)."""
+    cursor = await conn.execute("SELECT to_regclass('burgo_schema') IS NOT NULL")
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM burgo_schema")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(
+    conn: AsyncConnection[tuple[Any, ...]], migrations: list[Migration] | None = None
+) -> tuple[int, list[int]]:
+    """Bring the schema up to date in one transaction: the version now, and the versions applied."""
+    steps = available_migrations() if migrations is None else migrations
+    latest = steps[-1].version if steps else 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        await conn.execute(_VERSIONS)
+        current = await schema_version(conn)
+        if current > latest:
+            raise InternalError(
+                f"The database schema is version {current}, newer than this Burgo knows "
+                f"({latest}); upgrade Burgo to open it"
+            )
+        applied = []
+        for step in steps:
+            if step.version <= current:
+                continue
+            await conn.execute(sql.SQL(step.sql))
+            await conn.execute(
+                "INSERT INTO burgo_schema (version, name) VALUES (%s, %s)",
+                (step.version, step.name),
+            )
+            applied.append(step.version)
+    return max(current, *applied) if applied else current, applied

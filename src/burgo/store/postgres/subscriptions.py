@@ -1,0 +1,418 @@
+"""Subscriptions in PostgreSQL, and the notification outbox filled inside each entity write.
+
+The active subscriptions are kept in memory as :class:`Matcher` values, loaded when the store
+opens. Every subscription write announces itself on a PostgreSQL channel when it commits
+(NOTIFY); each process sharing the database listens and reloads that subscription, so several
+workers match entity writes against the same subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import errors
+
+from burgo.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
+from burgo.ngsild.model import entity_from_storage
+from burgo.ngsild.notification import EntityChange, Matcher
+from burgo.ngsild.subscription import (
+    DeliveryStatus,
+    Subscription,
+    subscription_from_storage,
+    subscription_to_storage,
+)
+from burgo.store.base import EntityChangeRecord
+from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.subscriptions import (
+    Lane,
+    PendingNotification,
+    StoredSubscription,
+    SubscriptionChange,
+)
+
+log = logging.getLogger(__name__)
+
+# The channel on which subscription writes are announced: "tenant\nsubscription id".
+CHANNEL = "burgo_subscriptions"
+# Seconds between attempts to listen again after the listening connection was lost.
+_RELISTEN = 1.0
+
+_COLUMNS = (
+    "doc, times_sent, times_failed, last_notification, last_success, last_failure, failing, "
+    "(SELECT count(*) FROM notification_outbox o "
+    "WHERE o.tenant = s.tenant AND o.subscription_id = s.id)"
+)
+
+
+def _stored(tenant: str, row: Sequence[Any]) -> StoredSubscription:
+    status = DeliveryStatus(
+        times_sent=int(row[1]),
+        times_failed=int(row[2]),
+        last_notification=row[3],
+        last_success=row[4],
+        last_failure=row[5],
+        failing=bool(row[6]),
+        pending=int(row[7]),
+    )
+    return StoredSubscription(tenant, subscription_from_storage(row[0]), status)
+
+
+class PostgresSubscriptions(PostgresCore):
+    """Create, read, change and delete subscriptions; queue, read and settle notifications."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._matchers: dict[str, dict[str, Matcher]] = {}
+        self._outbox_high = 0
+        self._outbox_depth = 0
+        self._outbox_wake: Callable[[], None] | None = None
+        self._notifications_sent = 0
+        self._notifications_failed = 0
+        self._change_hooks.append(self._queue_notifications)
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def open(self) -> None:
+        """Open the store, listen for subscription writes and load the subscriptions."""
+        await super().open()
+        self._listening = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(), name="burgo-subscription-listener")
+        await self._listening.wait()
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
+            rows = await cursor.fetchall()
+            cursor = await conn.execute("SELECT coalesce(max(seq), 0) FROM notification_outbox")
+            high = await cursor.fetchone()
+        self._outbox_high = int(high[0]) if high else 0
+        matchers: dict[str, dict[str, Matcher]] = {}
+        for tenant, doc in rows:
+            sub = subscription_from_storage(doc)
+            try:
+                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
+            except NgsiLdError as exc:
+                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
+        self._matchers = matchers
+
+    async def close(self) -> None:
+        """Stop listening and close the store."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await super().close()
+
+    # -- other processes' subscription writes ---------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Reload each subscription another process (or this one) announces, for ever; after a
+        lost connection, listen again and reload them all (announcements may have been missed)."""
+        lost = False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        await self._reload_all()
+                        log.info("Listening for subscription changes again")
+                    self._listening.set()
+                    async for notice in conn.notifies():
+                        tenant, _, sub_id = notice.payload.partition("\n")
+                        await self._reload(tenant, sub_id)
+            except (psycopg.Error, NgsiLdError) as exc:
+                if not lost:
+                    log.warning("Lost the subscription change channel: %s", exc)
+                lost = True
+                self._listening.set()
+                await asyncio.sleep(_RELISTEN)
+
+    async def _reload(self, tenant: str, sub_id: str) -> None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+            )
+            row = await cursor.fetchone()
+        sub = subscription_from_storage(row[0]) if row else None
+        try:
+            self._set_matcher(tenant, sub, sub_id)
+        except NgsiLdError as exc:
+            log.error("Subscription %s cannot be matched and is ignored: %s", sub_id, exc)
+
+    async def _reload_all(self) -> None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
+            rows = await cursor.fetchall()
+        matchers: dict[str, dict[str, Matcher]] = {}
+        for tenant, doc in rows:
+            sub = subscription_from_storage(doc)
+            try:
+                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
+            except NgsiLdError as exc:
+                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
+        self._matchers = matchers
+
+    @staticmethod
+    async def _announce(conn: Connection, tenant: str, sub_id: str) -> None:
+        """Tell every process sharing the database, when this transaction commits."""
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{tenant}\n{sub_id}"))
+
+    # -- the change hook (inside the entity write's transaction) --------------------------------
+
+    async def _queue_notifications(self, conn: Connection, record: EntityChangeRecord) -> None:
+        matchers = self._matchers.get(record.tenant)
+        if not matchers:
+            return
+        for matcher in list(matchers.values()):
+            try:
+                change = matcher.match(record.before, record.after, record.at)
+            except NgsiLdError as exc:
+                log.warning("Subscription %s: %s", matcher.subscription.id, exc)
+                continue
+            if change is not None:
+                await self._insert_outbox(conn, record.tenant, matcher.subscription.id, [change])
+                self._on_commit(self._wake)
+
+    async def _insert_outbox(
+        self, conn: Connection, tenant: str, sub_id: str, changes: list[EntityChange]
+    ) -> None:
+        payload = orjson.dumps([c.to_json() for c in changes]).decode()
+        cursor = await conn.execute(
+            "INSERT INTO notification_outbox (tenant, subscription_id, changes, created_at) "
+            "VALUES (%s, %s, %s::json, %s) RETURNING seq",
+            (tenant, sub_id, payload, changes[0].at),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            self._outbox_high = max(self._outbox_high, int(row[0]))
+
+    def _wake(self) -> None:
+        if self._outbox_wake is not None:
+            self._outbox_wake()
+
+    def _set_matcher(self, tenant: str, sub: Subscription | None, sub_id: str) -> None:
+        current = dict(self._matchers.get(tenant, {}))
+        if sub is None:
+            current.pop(sub_id, None)
+        else:
+            current[sub_id] = Matcher.of(sub)
+        self._matchers = {**self._matchers, tenant: current}
+
+    # -- subscriptions --------------------------------------------------------------------------
+
+    async def create_subscription(self, tenant: str, sub: Subscription) -> None:
+        """Insert a new subscription."""
+        doc = orjson.dumps(subscription_to_storage(sub)).decode()
+        Matcher.of(sub)  # a subscription that cannot be matched is refused before it is stored
+        async with self._transaction() as conn:
+            await self._ensure_tenant(conn, tenant, sub.created_at or self._now())
+            try:
+                await conn.execute(
+                    "INSERT INTO subscriptions (tenant, id, doc) VALUES (%s, %s, %s::json)",
+                    (tenant, sub.id, doc),
+                )
+            except errors.UniqueViolation as exc:
+                raise AlreadyExists(f"Subscription {sub.id} already exists") from exc
+            await self._announce(conn, tenant, sub.id)
+        self._set_matcher(tenant, sub, sub.id)
+        self._tenants.add(tenant)
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> StoredSubscription | None:
+        """One subscription with its status, or None."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM subscriptions s WHERE tenant = %s AND id = %s",  # noqa: S608
+                (tenant, sub_id),
+            )
+            row = await cursor.fetchone()
+        return _stored(tenant, row) if row else None
+
+    async def list_subscriptions(
+        self, tenant: str, *, limit: int, offset: int
+    ) -> tuple[list[StoredSubscription], int]:
+        """A page of subscriptions, oldest first, and the total."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM subscriptions s WHERE tenant = %s "  # noqa: S608
+                "ORDER BY pos LIMIT %s OFFSET %s",
+                (tenant, limit, offset),
+            )
+            rows = await cursor.fetchall()
+            cursor = await conn.execute(
+                "SELECT count(*) FROM subscriptions WHERE tenant = %s", (tenant,)
+            )
+            total = await cursor.fetchone()
+        return [_stored(tenant, row) for row in rows], int(total[0]) if total else 0
+
+    async def modify_subscription(
+        self, tenant: str, sub_id: str, change: SubscriptionChange
+    ) -> Subscription:
+        """Lock, change and write back a subscription in one transaction."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = %s AND id = %s FOR UPDATE",
+                (tenant, sub_id),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise ResourceNotFound(f"Subscription {sub_id} was not found")
+            new = change(subscription_from_storage(row[0]))
+            Matcher.of(new)
+            await conn.execute(
+                "UPDATE subscriptions SET doc = %s::json WHERE tenant = %s AND id = %s",
+                (orjson.dumps(subscription_to_storage(new)).decode(), tenant, sub_id),
+            )
+            await self._announce(conn, tenant, sub_id)
+        self._set_matcher(tenant, new, sub_id)
+        return new
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> None:
+        """Delete a subscription and the notifications still queued for it."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+            )
+            if cursor.rowcount == 0:
+                raise ResourceNotFound(f"Subscription {sub_id} was not found")
+            await conn.execute(
+                "DELETE FROM notification_outbox WHERE tenant = %s AND subscription_id = %s",
+                (tenant, sub_id),
+            )
+            await self._announce(conn, tenant, sub_id)
+        self._set_matcher(tenant, None, sub_id)
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    def outbox_listener(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever an entity write has queued notifications."""
+        self._outbox_wake = wake
+
+    def outbox_written(self) -> int:
+        """The highest seq this process queued so far."""
+        return self._outbox_high
+
+    def subscription_cached(self, tenant: str, sub_id: str) -> Subscription | None:
+        """A subscription from memory."""
+        matcher = self._matchers.get(tenant, {}).get(sub_id)
+        return matcher.subscription if matcher is not None else None
+
+    def periodic_subscriptions(self) -> list[tuple[str, Subscription]]:
+        """Subscriptions with a timeInterval."""
+        return [
+            (tenant, m.subscription)
+            for tenant, matchers in self._matchers.items()
+            for m in matchers.values()
+            if m.subscription.time_interval is not None
+        ]
+
+    async def outbox_lanes(self, after_seq: int) -> tuple[list[Lane], int]:
+        """Every subscription with queued notifications, and the highest seq queued.
+
+        Concurrent transactions commit their sequence numbers out of order, so a lane whose
+        notification has a seq below ``after_seq`` may only just have become visible: every
+        lane with something queued is returned, never only those past ``after_seq``.
+        """
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT tenant, subscription_id, max(seq), count(*) FROM notification_outbox "
+                "GROUP BY tenant, subscription_id ORDER BY 3"
+            )
+            rows = await cursor.fetchall()
+        self._outbox_depth = sum(int(row[3]) for row in rows)
+        high = max((int(row[2]) for row in rows), default=after_seq)
+        high = max(high, after_seq)
+        return [Lane(row[0], row[1]) for row in rows], high
+
+    async def pending_notifications(
+        self, tenant: str, sub_id: str, *, limit: int
+    ) -> list[PendingNotification]:
+        """The oldest queued notifications of one subscription."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT seq, changes, attempts FROM notification_outbox "
+                "WHERE tenant = %s AND subscription_id = %s ORDER BY seq LIMIT %s",
+                (tenant, sub_id, limit),
+            )
+            rows = await cursor.fetchall()
+        return [
+            PendingNotification(
+                int(seq),
+                tenant,
+                sub_id,
+                tuple(EntityChange.from_json(c) for c in changes),
+                int(attempts),
+            )
+            for seq, changes, attempts in rows
+        ]
+
+    async def notifications_delivered(
+        self, tenant: str, sub_id: str, seqs: Sequence[int], sent: int, at: str
+    ) -> None:
+        """Remove delivered notifications; count ``sent`` notifications as sent at ``at``."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "DELETE FROM notification_outbox "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = ANY(%s)",
+                (tenant, sub_id, list(seqs)),
+            )
+            await conn.execute(
+                "UPDATE subscriptions SET times_sent = times_sent + %s, last_notification = %s, "
+                "last_success = %s, failing = false WHERE tenant = %s AND id = %s",
+                (sent, at, at, tenant, sub_id),
+            )
+        self._notifications_sent += sent
+
+    async def notification_failed(self, tenant: str, sub_id: str, seq: int, at: str) -> None:
+        """Count one failed attempt of notification ``seq``."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE notification_outbox SET attempts = attempts + 1 "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = %s",
+                (tenant, sub_id, seq),
+            )
+            await conn.execute(
+                "UPDATE subscriptions SET times_failed = times_failed + 1, "
+                "last_notification = %s, last_failure = %s, failing = true "
+                "WHERE tenant = %s AND id = %s",
+                (at, at, tenant, sub_id),
+            )
+        self._notifications_failed += 1
+
+    async def enqueue_periodic(self, tenant: str, sub_id: str, at: str) -> bool:
+        """Queue the current state of the entities a periodic subscription selects."""
+        matcher = self._matchers.get(tenant, {}).get(sub_id)
+        if matcher is None:
+            return False
+        types = sorted({s.type for s in matcher.subscription.entities})
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM entities WHERE tenant = %s AND types && %s ORDER BY id",
+                (tenant, types),
+            )
+            entities = [entity_from_storage(row[0]) for row in await cursor.fetchall()]
+            changes = [EntityChange(e, at) for e in entities if matcher.selects(e)]
+            if not changes:
+                return False
+            await self._insert_outbox(conn, tenant, sub_id, changes)
+        self._wake()
+        return True
+
+    def stats(self) -> dict[str, float]:
+        """The store's gauges plus the outbox depth (as last read) and delivery counters."""
+        stats = super().stats()
+        stats["burgo_notifications_pending"] = self._outbox_depth
+        stats["burgo_notifications_sent_total"] = self._notifications_sent
+        stats["burgo_notifications_failed_total"] = self._notifications_failed
+        stats["burgo_subscriptions"] = sum(len(m) for m in self._matchers.values())
+        return stats

@@ -1,0 +1,26 @@
+"""The store contracts, run against every backend (the ``store`` fixture's parameters)."""
+
+from __future__ import annotations
+
+from tests.store.contract import BatchContract, DeviceContract, StoreContract, SubscriptionContract
+from tests.store.query_contract import QueryContract
+
+
+class TestStore(StoreContract):
+    """Tenants, entities, @contexts and stats."""
+
+
+class TestBatch(BatchContract):
+    """Batch writes and discovery."""
+
+
+class TestSubscriptions(SubscriptionContract):
+    """Subscriptions and their outbox."""
+
+
+class TestDevices(DeviceContract):
+    """The device registry."""
+
+
+class TestQueries(QueryContract):
+    """Entity queries and purges."""
