@@ -1,8 +1,8 @@
 """The contract of a sequence of entity changes in one transaction (``Store.modify_entities``) and
 of a device report with its readings (``Store.ingest_device_report``), against the protocol only.
 
-A backend's test module subclasses :class:`EntityChangesContract` and provides a ``store`` fixture
-that yields a freshly opened, empty store (as for ``StoreContract``).
+test_contract.py runs it on every backend through the ``store`` fixture, a freshly opened, empty
+store (as for ``StoreContract``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.store.contract import BatchContract, DeviceContract, StoreContract, SubscriptionContract
+from tests.store.contract_changes import EntityChangesContract
 from tests.store.query_contract import QueryContract
 
 
@@ -24,3 +25,7 @@ class TestDevices(DeviceContract):
 
 class TestQueries(QueryContract):
     """Entity queries and purges."""
+
+
+class TestChanges(EntityChangesContract):
+    """Sequences of entity changes in one transaction, and device reports with their readings."""

@@ -15,9 +15,11 @@ from burgo.store.devices import (
     Device,
     DeviceReport,
     DeviceStatus,
+    EntityUpdate,
     ReportOutcome,
 )
-from burgo.store.postgres.core import PostgresCore
+from burgo.store.postgres.core import Connection
+from burgo.store.postgres.entities import PostgresEntities
 
 _STATUS_COLUMNS = (
     "s.tenant, s.device_id, s.state, s.state_since, s.last_seen, s.battery, s.rssi, s.snr, "
@@ -43,7 +45,7 @@ def _status(row: Sequence[Any]) -> DeviceStatus:
     return DeviceStatus(**values, interval=interval)
 
 
-class PostgresDevices(PostgresCore):
+class PostgresDevices(PostgresEntities):
     """Register devices, keep their status, remember the messages taken in."""
 
     async def create_device(self, device: Device) -> None:
@@ -126,49 +128,24 @@ class PostgresDevices(PostgresCore):
     ) -> ReportOutcome:
         """Claim the message id (if any), then update the status, in one transaction."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
-                "SELECT state FROM device_status WHERE tenant = %s AND device_id = %s FOR UPDATE",
-                (tenant, device_id),
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                return ReportOutcome(duplicate=False, previous_state=STATE_UNKNOWN)
-            previous = row[0]
-            if message_id is not None:
-                cursor = await conn.execute(
-                    "INSERT INTO device_messages (tenant, device_id, message_id, received_at) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (tenant, device_id, message_id, report.at),
-                )
-                if cursor.rowcount == 0:
-                    await conn.execute(
-                        "UPDATE device_status SET duplicates = duplicates + 1 "
-                        "WHERE tenant = %s AND device_id = %s",
-                        (tenant, device_id),
-                    )
-                    return ReportOutcome(duplicate=True, previous_state=previous)
-            await conn.execute(
-                "UPDATE device_status SET messages = messages + 1, last_seen = %s, "
-                "state = %s, state_since = CASE WHEN state = %s THEN state_since ELSE %s END, "
-                "battery = coalesce(%s, battery), rssi = coalesce(%s, rssi), "
-                "snr = coalesce(%s, snr), gateway = coalesce(%s, gateway), "
-                "frame_counter = coalesce(%s, frame_counter) "
-                "WHERE tenant = %s AND device_id = %s",
-                (
-                    report.at,
-                    STATE_ONLINE,
-                    STATE_ONLINE,
-                    report.at,
-                    report.battery,
-                    report.rssi,
-                    report.snr,
-                    report.gateway,
-                    report.frame_counter,
-                    tenant,
-                    device_id,
-                ),
-            )
-        return ReportOutcome(duplicate=False, previous_state=previous)
+            return await _record_report(conn, tenant, device_id, report, message_id)
+
+    async def ingest_device_report(
+        self,
+        tenant: str,
+        device_id: str,
+        report: DeviceReport,
+        message_id: str | None,
+        updates: Sequence[EntityUpdate],
+    ) -> ReportOutcome:
+        """Claim the message, update the status and apply the entity updates in one
+        transaction."""
+        await self._check_tenant(tenant)
+        async with self._transaction() as conn:
+            outcome = await _record_report(conn, tenant, device_id, report, message_id)
+            if not outcome.duplicate and updates:
+                await self.apply_changes(conn, tenant, updates)
+        return outcome
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:
         """Drop a claimed message id."""
@@ -199,3 +176,52 @@ class PostgresDevices(PostgresCore):
                 (state, at, tenant, device_id, expected),
             )
             return cursor.rowcount > 0
+
+
+async def _record_report(
+    conn: Connection, tenant: str, device_id: str, report: DeviceReport, message_id: str | None
+) -> ReportOutcome:
+    """Claim the message id (if any), then update the status, in the caller's transaction."""
+    cursor = await conn.execute(
+        "SELECT state FROM device_status WHERE tenant = %s AND device_id = %s FOR UPDATE",
+        (tenant, device_id),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return ReportOutcome(duplicate=False, previous_state=STATE_UNKNOWN)
+    previous = row[0]
+    if message_id is not None:
+        cursor = await conn.execute(
+            "INSERT INTO device_messages (tenant, device_id, message_id, received_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (tenant, device_id, message_id, report.at),
+        )
+        if cursor.rowcount == 0:
+            await conn.execute(
+                "UPDATE device_status SET duplicates = duplicates + 1 "
+                "WHERE tenant = %s AND device_id = %s",
+                (tenant, device_id),
+            )
+            return ReportOutcome(duplicate=True, previous_state=previous)
+    await conn.execute(
+        "UPDATE device_status SET messages = messages + 1, last_seen = %s, "
+        "state = %s, state_since = CASE WHEN state = %s THEN state_since ELSE %s END, "
+        "battery = coalesce(%s, battery), rssi = coalesce(%s, rssi), "
+        "snr = coalesce(%s, snr), gateway = coalesce(%s, gateway), "
+        "frame_counter = coalesce(%s, frame_counter) "
+        "WHERE tenant = %s AND device_id = %s",
+        (
+            report.at,
+            STATE_ONLINE,
+            STATE_ONLINE,
+            report.at,
+            report.battery,
+            report.rssi,
+            report.snr,
+            report.gateway,
+            report.frame_counter,
+            tenant,
+            device_id,
+        ),
+    )
+    return ReportOutcome(duplicate=False, previous_state=previous)

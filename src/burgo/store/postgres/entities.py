@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 import orjson
 from psycopg import errors
@@ -85,27 +86,54 @@ class PostgresEntities(PostgresCore):
 
     async def modify_entity(self, tenant: str, entity_id: str, change: EntityChange[T]) -> T:
         """Lock, change and write back one entity in one transaction."""
+        (result,) = await self.modify_entities(tenant, [(entity_id, change)])
+        return cast("T", result)
+
+    async def modify_entities(
+        self, tenant: str, changes: Sequence[tuple[str, EntityChange[Any]]]
+    ) -> list[Any]:
+        """Apply the changes in order, all or nothing, in one transaction."""
         await self._check_tenant(tenant)
+        if not changes:
+            return []
         async with self._transaction() as conn:
-            cursor = await conn.execute(
-                "SELECT doc FROM entities WHERE tenant = %s AND id = %s FOR UPDATE",
-                (tenant, entity_id),
-            )
-            row = await cursor.fetchone()
-            if row is None:
+            return await self.apply_changes(conn, tenant, changes)
+
+    async def apply_changes(
+        self, conn: Connection, tenant: str, changes: Sequence[tuple[str, EntityChange[Any]]]
+    ) -> list[Any]:
+        """Run ``changes`` in the caller's transaction: each entity locked and read once, written
+        back once, with one change record per change; raising undoes it all with the
+        transaction."""
+        wanted = sorted(dict.fromkeys(entity_id for entity_id, _ in changes))
+        cursor = await conn.execute(
+            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s) "
+            "ORDER BY id FOR UPDATE",
+            (tenant, wanted),
+        )
+        stored = {entity_id: entity_from_storage(doc) for entity_id, doc in await cursor.fetchall()}
+        current: dict[str, Entity | None] = dict(stored)
+        records: list[EntityChangeRecord] = []
+        results: list[Any] = []
+        for entity_id, change in changes:
+            before = current.get(entity_id)
+            if before is None:
                 raise ResourceNotFound(f"Entity {entity_id} was not found")
-            current = entity_from_storage(row[0])
-            new, result = change(current)
-            if new is None:
+            new, result = change(before)
+            results.append(result)
+            if new is before:
+                continue
+            current[entity_id] = new
+            at = self._now() if new is None else new.modified_at or ""
+            records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
+        for entity_id, final in current.items():
+            if final is None:
                 await delete_entity_row(conn, tenant, entity_id)
-                record = EntityChangeRecord(tenant, entity_id, current, None, self._now())
-            elif new is current:
-                return result
-            else:
-                await update_entity(conn, tenant, new)
-                record = EntityChangeRecord(tenant, entity_id, current, new, new.modified_at or "")
+            elif final is not stored[entity_id]:
+                await update_entity(conn, tenant, final)
+        for record in records:
             await self._entity_changed(conn, record)
-        return result
+        return results
 
     async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
         """Delete one entity and return what it was."""

@@ -15,11 +15,11 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(
+    PostgresDevices,  # before PostgresEntities: its readings are entity changes
     PostgresEntities,
     PostgresContexts,
     PostgresBatch,
     PostgresDiscovery,
-    PostgresDevices,
     PostgresSubscriptions,
     PostgresQueries,
     PostgresTemporal,

@@ -39,7 +39,9 @@ class PostgresTemporal(PostgresCore):
         """OperationNotSupported: no history is kept on PostgreSQL yet."""
         _unsupported()
 
-    async def count_history(self, tenant: str, selection: HistorySelection) -> int:
+    async def count_history(
+        self, tenant: str, selection: HistorySelection, query: TemporalQuery | None = None
+    ) -> int:
         """OperationNotSupported: no history is kept on PostgreSQL yet."""
         _unsupported()
 
