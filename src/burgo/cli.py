@@ -236,6 +236,9 @@ def simulate(
         Path | None, typer.Option(help="File keeping device keys and progress between runs.")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel requests.")] = 2,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the server to answer at first.")
+    ] = 60.0,
 ) -> None:
     """Feed a Burgo server with a simulated town, through its device and LoRaWAN APIs."""
     from rich.console import Console
@@ -254,6 +257,7 @@ def simulate(
         mqtt_url=mqtt,
         state_path=state,
         workers=workers,
+        wait=wait,
     )
     try:
         run(sim, Console())

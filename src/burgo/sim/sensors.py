@@ -250,7 +250,7 @@ class Sensors:
             base = capacity * 0.62 * math.exp(-days / 5.0) + (WILTING_POINT - 4.0) * (
                 1 - math.exp(-days / 5.0)
             )
-            moisture = base + 0.15 * recent
+            moisture = base + 0.05 * recent  # sandy, on a slope: rain runs off
         else:
             base = capacity * (0.7 if irrigated else 0.55)
             if irrigated:
