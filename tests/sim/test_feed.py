@@ -13,10 +13,13 @@ from fastapi.testclient import TestClient
 
 from burgo.app import create_app
 from burgo.config import load_settings
+from burgo.ingest.mqtt import MqttListener
 from burgo.sim.feed import Feeder, Secrets, history_step
 from burgo.sim.town import build_town
 from burgo.sim.wire import SDM
 from tests.conftest import link
+from tests.ingest.test_mqtt import wait_for
+from tests.services import Broker
 
 TOWN = build_town(seed=42, size="small")
 SECRETS = Secrets(tts="tts-secret-for-tests", chirpstack="cs-secret-for-tests")
@@ -177,3 +180,45 @@ def test_a_refused_reading_is_counted_and_the_rest_still_go(tmp_path: Path) -> N
         client.delete("/api/v1/devices/park-001")
         assert feeder.tick(time.time()) == len(TOWN.devices) - 1
         assert feeder.counters.failed == 1
+
+
+def test_with_a_broker_care_kits_and_meters_publish_over_mqtt(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    settings = load_settings(
+        flags={
+            "db": str(tmp_path / "burgo.db"),
+            "sqlite_synchronous": "NORMAL",
+            "lorawan_tts_secret": SECRETS.tts,
+            "lorawan_chirpstack_secret": SECRETS.chirpstack,
+            "mqtt_url": mqtt_broker.url,
+        },
+        environ={},
+        config_path=None,
+    )
+    with TestClient(create_app(settings)) as client:
+        worker = next(w for w in client.app.state.workers if isinstance(w, MqttListener))  # type: ignore[attr-defined]
+        wait_for(worker.subscribed.is_set, "the subscription")
+        now = time.time()
+        feeder = Feeder(client, TOWN, anchor=now, secrets=SECRETS, mqtt_url=mqtt_broker.url)
+        feeder.register()
+        published = {
+            d.id for d in TOWN.devices if d.kind.startswith("care-") or d.kind == "energy-meter"
+        }
+        assert {k for k, r in feeder.devices.items() if r.protocol == "mqtt"} == published
+        assert feeder.tick(now) == len(TOWN.devices)
+        assert feeder.counters.sent["mqtt"] == len(published)
+
+        def all_online() -> bool:
+            states = [
+                client.get(f"/api/v1/devices/{d}").json()["status"]["state"] for d in published
+            ]
+            return set(states) == {"online"}
+
+        wait_for(all_online, "the MQTT devices to report")
+        meter = TOWN.device("energy-hub-1")
+        entity = client.get(
+            "/ngsi-ld/v1/entities/urn:ngsi-ld:SmartMeteringObservation:energy-hub-1",
+            headers=link(SDM.format("Device")),
+        ).json()
+        assert entity["totalConsumption"]["value"] == feeder.sensors.read(meter, now)["energy"]
