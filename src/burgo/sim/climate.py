@@ -5,7 +5,7 @@ the time: a seasonal mean, a daily cycle, slow synoptic swings and rainy spells,
 that depends on it (air quality, soil, buildings) tells the same story.
 
 >>> sky = Climate(seed=1, latitude=40.14, longitude=-7.50)
->>> noon, night = 1_767_268_800 + 12.5 * 3600, 1_767_268_800 + 2 * 3600   # 2026-01-01
+>>> noon, night = 1_767_225_600 + 12.5 * 3600, 1_767_225_600 + 2 * 3600  # 2026-01-01
 >>> sky.sun_elevation(noon) > 20 > -20 > sky.sun_elevation(night)
 True
 """
