@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DB ?= ./burgo-data/burgo.db
+DEMO_DIR ?= ./burgo-demo
+HISTORY ?= 30d
 # Quiet pip, but its warnings and errors still show.
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 # Only the folders that exist: git does not keep empty ones, and ruff fails on a missing path.
@@ -12,7 +14,7 @@ LINT_PATHS := $(wildcard src tests bench)
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help install services demo test lint typecheck pytest bench clean
+.PHONY: help install services demo serve test lint typecheck pytest bench clean
 # System packages the tests use as real peers; `make services` installs the missing ones.
 # The tests start private instances of them (their own port and data folder), never the system's.
 SYSTEM_PACKAGES := mosquitto postgresql postgresql-15-postgis-3
@@ -23,6 +25,7 @@ help:
 	@sed -n 's/^## \([a-z-]*\): \(.*\)/\1|\2/p' $(MAKEFILE_LIST) | \
 	  awk -F'|' '{ printf "  make %-10s %s\n", $$1, $$2 }'
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) HOST=$(HOST) PORT=$(PORT) DB=$(DB)"
+	@echo "           DEMO_DIR=$(DEMO_DIR) HISTORY=$(HISTORY)"
 
 # The virtual environment, created once. The stamp is written only when pip works in it, so a
 # half-made .venv (no ensurepip, no network) is made again on the next run instead of trusted.
@@ -44,11 +47,22 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.created
 	$(PIP) install -e '.[test]'
 	@touch $@
 
+# Burgo alone, without the test tools: what the demo needs, quicker to install. An environment
+# that already has the test tools is used as it is.
+$(VENV)/.app: pyproject.toml $(VENV)/.created
+	$(PIP) install -e .
+	@touch $@
+RUNNABLE := $(if $(wildcard $(VENV)/.installed),$(VENV)/.installed,$(VENV)/.app)
+
 ## install: create .venv and install Burgo into it, without starting it
 install: $(VENV)/.installed
 
-## demo: set up, install and start Burgo on ./burgo-data (Ctrl+C stops it)
-demo: $(VENV)/.installed
+## demo: set up, install and start Burgo with a simulated town, 30 days of history (Ctrl+C stops)
+demo: $(RUNNABLE)
+	$(BIN)/burgo demo --host $(HOST) --port $(PORT) --dir $(DEMO_DIR) --history $(HISTORY)
+
+## serve: start Burgo on DB (./burgo-data/burgo.db), with no demo town (Ctrl+C stops it)
+serve: $(RUNNABLE)
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
@@ -87,6 +101,6 @@ pytest: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_entities.py
 
-## clean: remove the virtual environment and caches (never ./burgo-data)
+## clean: remove the virtual environment and caches (never ./burgo-data or ./burgo-demo)
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -189,6 +189,173 @@ def history_retention(
         typer.echo(f"tenant {policy.tenant or '(default)'}: {kind}: {policy.raw_days} days")
 
 
+SIZES = ("full", "small")
+
+
+def _span(text: str) -> float:
+    from burgo.sim.run import parse_span
+
+    try:
+        return parse_span(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+HistoryOption = Annotated[
+    str, typer.Option(help="Past data to import first, e.g. 30d, 12h, 0 for none.")
+]
+SizeOption = Annotated[
+    str, typer.Option(help="Town size: full (about 150 devices) or small (about 20).")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed: the same seed gives the same town and data.")]
+IntervalOption = Annotated[
+    float, typer.Option(min=0, help="Seconds between live readings; 0 stops after the first.")
+]
+
+
+def _size(size: str) -> Any:
+    if size not in SIZES:
+        raise typer.BadParameter(f"{size!r}: choose full or small", param_hint="--size")
+    return size
+
+
+@app.command()
+def simulate(
+    target: Annotated[str, typer.Option(help="Address of the Burgo server to feed.")],
+    history: HistoryOption = "30d",
+    size: SizeOption = "full",
+    seed: SeedOption = 42,
+    interval: IntervalOption = 60.0,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (NGSILD-Tenant).")] = None,
+    tts_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BURGO_LORAWAN_TTS_SECRET",
+            help="The server's The Things Stack webhook secret (else those devices use HTTP).",
+        ),
+    ] = None,
+    chirpstack_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BURGO_LORAWAN_CHIRPSTACK_SECRET",
+            help="The server's ChirpStack webhook secret (else those devices use HTTP).",
+        ),
+    ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(help="MQTT broker the server listens to, e.g. mqtt://user:pw@host:1883."),
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="File keeping device keys and progress between runs.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel requests.")] = 2,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the server to answer at first.")
+    ] = 60.0,
+) -> None:
+    """Feed a Burgo server with a simulated town, through its device and LoRaWAN APIs."""
+    from rich.console import Console
+
+    from burgo.sim.feed import FeedError, Secrets
+    from burgo.sim.run import Simulation, run
+
+    sim = Simulation(
+        target=target.rstrip("/"),
+        seed=seed,
+        size=_size(size),
+        history=_span(history),
+        interval=interval,
+        tenant=tenant,
+        secrets=Secrets(tts_secret, chirpstack_secret),
+        mqtt_url=mqtt,
+        state_path=state,
+        workers=workers,
+        wait=wait,
+    )
+    try:
+        run(sim, Console())
+    except FeedError as exc:
+        typer.echo(f"burgo: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder of the demo's database and state.")
+    ] = Path("burgo-demo"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    history: HistoryOption = "30d",
+    size: SizeOption = "full",
+    seed: SeedOption = 42,
+    interval: IntervalOption = 60.0,
+) -> None:
+    """Run Burgo with a simulated town (Fundão, Portugal): its past month, then live data."""
+    import os
+    import subprocess
+    import sys
+
+    import uvicorn
+
+    from burgo.app import create_app
+    from burgo.logs import configure_logging
+    from burgo.sim.run import demo_secrets
+
+    _span(history)
+    _size(size)
+    directory.mkdir(parents=True, exist_ok=True)
+    db = directory / "burgo.db"
+    state = directory / "simulator.json"
+    if not db.exists():
+        state.unlink(missing_ok=True)  # a new database: register and import everything again
+    secrets = demo_secrets(directory / "secrets.json")
+    flags = {
+        "host": host,
+        "port": port,
+        "db": str(db),
+        "log_level": "warning",
+        "sqlite_synchronous": "NORMAL",
+        "lorawan_tts_secret": secrets.tts,
+        "lorawan_chirpstack_secret": secrets.chirpstack,
+    }
+    settings = load_settings(flags=flags, environ={}, config_path=None)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    _prepare_database(settings)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    url = f"http://{shown}:{port}"
+    env = {
+        **os.environ,
+        "BURGO_LORAWAN_TTS_SECRET": secrets.tts or "",
+        "BURGO_LORAWAN_CHIRPSTACK_SECRET": secrets.chirpstack or "",
+    }
+    command = [sys.executable, "-m", "burgo", "simulate", "--target", url, "--state", str(state)]
+    command += ["--history", history, "--size", size, "--seed", str(seed)]
+    command += ["--interval", str(interval)]
+    typer.echo(f"Burgo demo town: open {url}/ in a browser (Ctrl+C stops). Data in {directory}/")
+    feeder = subprocess.Popen(command, env=env)  # noqa: S603 - our own command line
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            server_header=False,
+        )
+    finally:
+        if feeder.poll() is None:
+            feeder.terminate()
+        try:
+            feeder.wait(10)
+        except subprocess.TimeoutExpired:
+            feeder.kill()
+
+
 @app.command()
 def version() -> None:
     """Print Burgo's version."""
