@@ -12,9 +12,9 @@ LINT_PATHS := $(wildcard src tests bench)
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help install services demo test lint typecheck pytest bench clean
+.PHONY: help install services demo test lint typecheck pytest bench messages clean
 # System packages the tests use as real peers; `make services` installs the missing ones.
-SYSTEM_PACKAGES := mosquitto
+SYSTEM_PACKAGES := mosquitto chromium
 
 ## help: list these targets
 help:
@@ -51,7 +51,7 @@ demo: $(VENV)/.installed
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
-## services: install the system packages the tests talk to (Mosquitto), where missing
+## services: install the system packages the tests talk to (Mosquitto, Chromium), where missing
 services:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -85,6 +85,14 @@ pytest: $(VENV)/.installed
 ## bench: the entity API benchmarks (needs wrk: apt-get install wrk)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_entities.py
+
+## messages: extract the dashboard's texts into its catalogues and compile them (after editing)
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F src/burgo/web/locale/babel.cfg -o src/burgo/web/locale/burgo.pot \
+	  --no-location --omit-header --sort-output .
+	$(BIN)/pybabel update -i src/burgo/web/locale/burgo.pot -d src/burgo/web/locale -D burgo \
+	  --no-location
+	$(BIN)/pybabel compile -d src/burgo/web/locale -D burgo --statistics
 
 ## clean: remove the virtual environment and caches (never ./burgo-data)
 clean:
