@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.services import free_port, require, wait_for_port
-from tests.web.town import Town, seed_town
+from tests.web.town import TTS_SECRET, Town, seed_town
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -39,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
     env["BURGO_SQLITE_SYNCHRONOUS"] = "NORMAL"
+    env["BURGO_LORAWAN_TTS_SECRET"] = TTS_SECRET
     log = (workdir / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "burgo", "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -98,6 +98,9 @@ def test_the_device_list_shows_health(page: Page, server: str, town: Town) -> No
     for device_id in town.devices:
         assert device_id in text
     assert page.locator("tr.device .badge.state-online").count() == len(town.devices)
+    # Battery from the classroom's readings; radio signal from the LoRaWAN uplink's gateway.
+    expect(page.locator("tr.device", has_text="sala-5b")).to_contain_text("87 %")
+    expect(page.locator("tr.device", has_text="eco-17")).to_contain_text("-35 dBm / 5 dB")
     screenshot(page, "devices", full_page=True)
 
 

@@ -30,6 +30,12 @@ SDM = "https://smartdatamodels.org/dataModel.Environment/"
             "enterprise",
         ),
         (("WeatherObserved",), "urn:ngsi-ld:WeatherObserved:quinta", "agro"),
+        (
+            ("IndoorEnvironmentObserved",),
+            "urn:ngsi-ld:IndoorEnvironmentObserved:escola-2",
+            "education",
+        ),
+        (("IndoorEnvironmentObserved",), "urn:ngsi-ld:IndoorEnvironmentObserved:lar-3", "care"),
         (("WeatherObserved",), "urn:ngsi-ld:WeatherObserved:city-hall", "city"),
         (("AgriParcelRecord",), "urn:ngsi-ld:AgriParcelRecord:care-farm", "agro"),
         (("SmartMeteringObservation",), "urn:ngsi-ld:SmartMeteringObservation:hub", "enterprise"),

@@ -6,20 +6,27 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from burgo.app import create_app
-from burgo.config import Settings
-from tests.web.town import SCHOOL_TENANT, Town, seed_town
+from burgo.config import load_settings
+from tests.web.town import SCHOOL_TENANT, TTS_SECRET, Town, seed_town
 
 HTML = {"Accept": "text/html"}
 CO2 = "https://smartdatamodels.org/dataModel.Environment/co2"
 
 
 @pytest.fixture
-def seeded(settings: Settings) -> Iterator[tuple[TestClient, Town]]:
+def seeded(tmp_path: Path) -> Iterator[tuple[TestClient, Town]]:
+    settings = load_settings(
+        flags={"db": str(tmp_path / "burgo.db"), "sqlite_synchronous": "NORMAL",
+               "lorawan_tts_secret": TTS_SECRET},
+        environ={},
+        config_path=None,
+    )  # fmt: skip
     with TestClient(create_app(settings)) as client:
         yield client, seed_town(client)
 

@@ -3,17 +3,22 @@ and fed over HTTP (with a day of readings), plain NGSI-LD entities, and a second
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from tests.conftest import DATA
+
 SCHOOL_TENANT = "escola-lab"
+TTS_SECRET = "town-tts-secret"
+LORAWAN_DEVICE = "eco-17"
 CENTRE = (-7.5003, 40.1372)  # Fundão
 
 
-@dataclass(frozen=True)
+@dataclass
 class Town:
     """What was seeded: located things by id (with their vertical), devices, the CO2 history."""
 
@@ -26,64 +31,24 @@ class Town:
 
 
 # (device id, name, profile, vertical, offset east, offset north, latest reading)
+# fmt: off
 DEVICES: list[tuple[str, str, str, str, float, float, dict[str, Any]]] = [
-    (
-        "ar-centro",
-        "Ar: Praça do Município",
-        "air-quality",
-        "city",
-        0.0,
-        0.0,
-        {"pm25": 8.5, "pm10": 17.0, "no2": 21.0, "o3": 60.0, "temperature": 12.5, "humidity": 70},
-    ),
-    (
-        "ruido-av",
-        "Ruído: Avenida da Liberdade",
-        "noise",
-        "city",
-        0.003,
-        0.002,
-        {"laeq": 58.2, "lamax": 71.0, "las": 55.0},
-    ),
+    ("ar-centro", "Ar: Praça do Município", "air-quality", "city", 0.0, 0.0,
+     {"pm25": 8.5, "pm10": 17.0, "no2": 21.0, "o3": 60.0, "temperature": 12.5, "humidity": 70}),
+    ("ruido-av", "Ruído: Avenida da Liberdade", "noise", "city", 0.003, 0.002,
+     {"laeq": 58.2, "lamax": 71.0, "las": 55.0}),
     ("parque-7", "Estacionamento 7", "parking", "city", -0.002, 0.001, {"status": "occupied"}),
     ("eco-17", "Ecoponto 17", "waste-fill", "city", 0.001, -0.003, {"fill": 95, "temperature": 9}),
-    (
-        "solo-cereja",
-        "Sonda: Pomar de cerejas",
-        "soil-moisture",
-        "agro",
-        0.03,
-        0.02,
-        {"moisture": 9, "soil_temperature": 11.0, "conductivity": 0.4},
-    ),
-    (
-        "meteo-quinta",
-        "Meteo: Quinta do Souto",
-        "weather",
-        "agro",
-        0.035,
-        0.025,
-        {"temperature": 11.0, "humidity": 80, "pressure": 1012, "wind_speed": 2.5, "rain": 0.0},
-    ),
-    (
-        "energia-hub",
-        "Energia: Business Hub",
-        "energy-meter",
-        "enterprise",
-        -0.004,
-        -0.002,
-        {"energy": 15234.5, "power_factor": 0.93},
-    ),
-    (
-        "sala-5b",
-        "Escola Secundária, sala 5B",
-        "classroom",
-        "education",
-        0.002,
-        0.004,
-        {"co2": 1720, "temperature": 22.5, "humidity": 55},
-    ),
+    ("solo-cereja", "Sonda: Pomar de cerejas", "soil-moisture", "agro", 0.03, 0.02,
+     {"moisture": 9, "soil_temperature": 11.0, "conductivity": 0.4}),
+    ("meteo-quinta", "Meteo: Quinta do Souto", "weather", "agro", 0.035, 0.025,
+     {"temperature": 11.0, "humidity": 80, "pressure": 1012, "wind_speed": 2.5, "rain": 0.0}),
+    ("energia-hub", "Energia: Business Hub", "energy-meter", "enterprise", -0.004, -0.002,
+     {"energy": 15234.5, "power_factor": 0.93}),
+    ("sala-5b", "Escola Secundária, sala 5B", "classroom", "education", 0.002, 0.004,
+     {"co2": 1720, "temperature": 22.5, "humidity": 55, "battery": 87}),
 ]
+# fmt: on
 
 
 def _reg(client: httpx.Client, tenant: str, device: dict[str, Any]) -> str:
@@ -100,30 +65,40 @@ def _send(client: httpx.Client, tenant: str, device_id: str, key: str, body: Any
     assert answer.status_code == 202, answer.text
 
 
+def _uplink(client: httpx.Client, reading: dict[str, Any], at: str) -> None:
+    """A recorded The Things Stack uplink, carrying ``reading`` from the LoRaWAN device."""
+    body = json.loads((DATA / "lorawan" / "tts-v3-uplink-example.json").read_text())
+    body["end_device_ids"]["device_id"] = LORAWAN_DEVICE
+    body["received_at"] = body["uplink_message"]["received_at"] = at
+    body["uplink_message"]["decoded_payload"] = reading
+    answer = client.post("/api/v1/lorawan/tts", json=body, headers={"X-Burgo-Secret": TTS_SECRET})
+    assert answer.status_code == 202, answer.text
+
+
 def seed_town(client: httpx.Client, now: datetime | None = None) -> Town:
-    """Register and feed the town's devices, add a street light and a care kit, and a school
-    tenant; every reading is timed in the last day before ``now``."""
+    """Register and feed the town's devices (one over LoRaWAN, through The Things Stack webhook
+    with secret ``TTS_SECRET``), add a street light and a care kit, and a school tenant; every
+    reading is timed in the last day before ``now``."""
     now = now or datetime.now(UTC)
     town = Town()
     for device_id, name, profile, vertical, east, north, latest in DEVICES:
         location = {"type": "Point", "coordinates": [CENTRE[0] + east, CENTRE[1] + north]}
-        key = _reg(
-            client,
-            "",
-            {
-                "id": device_id,
-                "name": name,
-                "profile": profile,
-                "protocol": "http",
-                "location": location,
-            },
-        )
+        registration = {
+            "id": device_id,
+            "name": name,
+            "profile": profile,
+            "protocol": "http",
+            "location": location,
+        }
+        if device_id == LORAWAN_DEVICE:
+            registration.update(protocol="lorawan", devEUI="0004A30B001C0530")
+        key = _reg(client, "", registration)
         entity_id = client.get(f"/api/v1/devices/{device_id}").json()["entityId"]
         town.located[entity_id] = vertical
         town.devices.append(device_id)
         readings = []
         if profile == "classroom":
-            town = Town(town.located, town.unlocated, town.devices, entity_id, [], [])
+            town.classroom = entity_id
             for step in range(24, 0, -1):
                 at = (now - timedelta(hours=step)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 co2 = 450.0 + 40 * ((24 - step) % 9)
@@ -133,7 +108,10 @@ def seed_town(client: httpx.Client, now: datetime | None = None) -> Town:
         readings.append({**latest, "observedAt": latest_at})
         if profile == "classroom":
             town.co2.append((latest_at, float(latest["co2"])))
-        _send(client, "", device_id, key, readings)
+        if device_id == LORAWAN_DEVICE:
+            _uplink(client, latest, latest_at)
+        else:
+            _send(client, "", device_id, key, readings)
     stamp = (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     lamp = {
         "id": "urn:ngsi-ld:Streetlight:rua-direita-3",

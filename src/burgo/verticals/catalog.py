@@ -66,6 +66,17 @@ ID_WORDS: Mapping[str, str] = {
     "fablab": ENTERPRISE,
     "business": ENTERPRISE,
     "office": ENTERPRISE,
+    # The same in Portuguese, for towns that name their entities so.
+    "casa": CARE,
+    "lar": CARE,
+    "cuidados": CARE,
+    "escola": EDUCATION,
+    "sala": EDUCATION,
+    "quinta": AGRO,
+    "parcela": AGRO,
+    "pomar": AGRO,
+    "empresa": ENTERPRISE,
+    "incubadora": ENTERPRISE,
 }
 # Types never shown as things on the map: they describe the devices, listed apart.
 DEVICE_TYPES = frozenset({"Device", "DeviceModel", "DeviceMeasurement"})

@@ -124,6 +124,8 @@ async def page(
         link=_linker(tenant),
         vendor=VENDOR,
         keep_params=[],
+        # Another tenant does not have this entity: switching from its page goes to the map.
+        switch_to="/" if name == "entity" else None,
         vertical_labels=vertical_labels(_),
         state_names=state_names(_),
         **values,

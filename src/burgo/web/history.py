@@ -99,10 +99,14 @@ async def read_series(
     aggregation = (
         Aggregation(_METHODS, parse_duration(period.step)) if period.step is not None else None
     )
+    start = now_ms - period.span_ms
+    if aggregation is not None:
+        # Periods that start on the hour are answered from the hourly rollups.
+        start -= start % HOUR_MS
     page = await store.query_history(
         tenant,
         HistorySelection(ids=(entity_id,), attrs=frozenset({attribute})),
-        TemporalQuery(start=now_ms - period.span_ms, timerel="after"),
+        TemporalQuery(start=start, timerel="after"),
         max_instances=max_instances,
         aggregation=aggregation,
     )
