@@ -14,10 +14,10 @@ LINT_PATHS := $(wildcard src tests bench)
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help install services demo serve test lint typecheck pytest bench clean
+.PHONY: help install services demo serve test lint typecheck pytest bench messages clean
 # System packages the tests use as real peers; `make services` installs the missing ones.
 # The tests start private instances of them (their own port and data folder), never the system's.
-SYSTEM_PACKAGES := mosquitto postgresql postgresql-15-postgis-3
+SYSTEM_PACKAGES := mosquitto postgresql postgresql-15-postgis-3 chromium
 
 ## help: list these targets
 help:
@@ -66,7 +66,7 @@ serve: $(RUNNABLE)
 	@echo "Burgo is starting at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	$(BIN)/burgo serve --host $(HOST) --port $(PORT) --db $(DB)
 
-## services: install the system packages the tests talk to (Mosquitto, PostgreSQL), where missing
+## services: install the system packages the tests talk to (Mosquitto, PostgreSQL, Chromium), where missing
 services:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -100,6 +100,14 @@ pytest: $(VENV)/.installed
 ## bench: the entity API benchmarks (needs wrk: apt-get install wrk)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_entities.py
+
+## messages: extract the dashboard's texts into its catalogues and compile them (after editing)
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F src/burgo/web/locale/babel.cfg -o src/burgo/web/locale/burgo.pot \
+	  --no-location --omit-header --sort-output .
+	$(BIN)/pybabel update -i src/burgo/web/locale/burgo.pot -d src/burgo/web/locale -D burgo \
+	  --no-location
+	$(BIN)/pybabel compile -d src/burgo/web/locale -D burgo --statistics
 
 ## clean: remove the virtual environment and caches (never ./burgo-data or ./burgo-demo)
 clean:

@@ -44,7 +44,7 @@ from burgo.ngsild.errors import (
 from burgo.notify.worker import DeliverySettings, NotificationWorker
 from burgo.store.base import Store
 from burgo.store.temporal import HistoryRetention
-from burgo.web import docs
+from burgo.web import dashboard, docs, downloads
 from burgo.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,8 @@ def create_app(
     app.include_router(temporal_api.router)
     app.include_router(devices_api.router)
     app.include_router(docs.router)
+    app.include_router(dashboard.router)
+    app.include_router(downloads.router)
     app.mount("/static", StaticFiles(packages=[("burgo.web", "static")]), name="static")
     app.include_router(system.router)
     return app

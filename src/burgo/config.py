@@ -135,6 +135,13 @@ class Settings(BaseModel):
     device_health_period: float = Field(
         default=60.0, gt=0, description="Seconds between device health checks."
     )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="Map tile URL template ({z}/{x}/{y}) of the dashboard; unset: no tiles.",
+    )
+    map_tile_attribution: str | None = Field(
+        default=None, description="Attribution text the dashboard map shows for its tiles."
+    )
 
     @field_validator("mqtt_topic")
     @classmethod

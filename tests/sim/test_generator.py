@@ -13,7 +13,7 @@ from burgo.sim.climate import DAY, HOUR, local
 from burgo.sim.sensors import WILTING_POINT, Sensors
 from burgo.sim.town import KINDS, build_town, pseudonym
 from burgo.sim.wire import PROFILE_OF, cayenne_lpp, device_values, registration
-from burgo.verticals import VERTICALS, vertical_of
+from burgo.verticals.catalog import VERTICALS, vertical_of
 
 # A Wednesday, 17:00 in Fundão (WET = UTC in November): lessons over, the evening rush on.
 ANCHOR = datetime(2026, 11, 18, 17, 0, tzinfo=UTC).timestamp()
@@ -52,7 +52,7 @@ def test_a_town_has_every_kind_of_sensor_in_every_vertical() -> None:
     small = build_town(seed=42, size="small")
     assert {d.kind for d in small.devices} == set(KINDS)
     assert {d.anomaly for d in small.devices} >= {"full", "stuffy", "no-motion", "dry"}
-    types = {registration(d).get("entityType") or d.kind for d in TOWN.devices}
+    types = {(registration(d).get("entityType") or d.kind, d.id) for d in TOWN.devices}
     profiles = {
         "air-quality": "AirQualityObserved",
         "noise": "NoiseLevelObserved",
@@ -63,8 +63,8 @@ def test_a_town_has_every_kind_of_sensor_in_every_vertical() -> None:
         "energy-meter": "SmartMeteringObservation",
         "classroom": "IndoorEnvironmentObserved",
     }
-    types = {profiles.get(t, t) for t in types}
-    assert {vertical_of(t) for t in types} == {v.key for v in VERTICALS}
+    entities = {(profiles.get(t, t), f"urn:ngsi-ld:{profiles.get(t, t)}:{d}") for t, d in types}
+    assert {vertical_of((t,), e) for t, e in entities} == set(VERTICALS)
     assert set(PROFILE_OF) <= set(profiles)
 
 

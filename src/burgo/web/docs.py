@@ -1,11 +1,11 @@
-"""The interactive API documentation (/docs) and the front page, served with no CDN."""
+"""The interactive API documentation (/docs), served with no CDN, and the API index."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse
 
 from burgo import __version__
 
@@ -26,17 +26,16 @@ async def docs(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/")
-async def front_page() -> JSONResponse:
-    """Where to go from here: the API, its documentation, health and metrics."""
-    return JSONResponse(
-        {
-            "name": "Burgo",
-            "version": __version__,
-            "ngsi-ld": "/ngsi-ld/v1/entities",
-            "docs": "/docs",
-            "openapi": "/openapi.json",
-            "health": "/health",
-            "metrics": "/metrics",
-        }
-    )
+def api_index() -> dict[str, str]:
+    """Where to go from here: the API, its documentation, health and metrics (the front page
+    for clients that do not ask for HTML)."""
+    return {
+        "name": "Burgo",
+        "version": __version__,
+        "ngsi-ld": "/ngsi-ld/v1/entities",
+        "dashboard": "/",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/health",
+        "metrics": "/metrics",
+    }
