@@ -250,7 +250,8 @@ class Sensors:
             base = capacity * 0.62 * math.exp(-days / 5.0) + (WILTING_POINT - 4.0) * (
                 1 - math.exp(-days / 5.0)
             )
-            moisture = base + 0.05 * recent  # sandy, on a slope: rain runs off
+            # Sandy, on a slope: rain runs off, so even a wet week keeps it under the wilting point.
+            moisture = base + min(1.5, 0.05 * recent)
         else:
             base = capacity * (0.7 if irrigated else 0.55)
             if irrigated:
