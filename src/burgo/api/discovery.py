@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -80,6 +81,15 @@ def _attribute(details: AttributeDetails, ctx: Context) -> dict[str, Any]:
     }
 
 
+def _name_list(kind: str, member: str, names: Sequence[str], ctx: Context) -> dict[str, Any]:
+    """An EntityTypeList or AttributeList: a new id and the names, compacted."""
+    return {
+        "id": f"urn:ngsi-ld:{kind}:{uuid.uuid4()}",
+        "type": kind,
+        member: [ctx.compact(name) for name in names],
+    }
+
+
 @router.get("/types", summary="List the entity types")
 async def get_types(request: Request) -> Response:
     """The entity types in use (EntityTypeList), or each with its attributes (``details=true``)."""
@@ -89,13 +99,7 @@ async def get_types(request: Request) -> Response:
         details = await store.type_details(reply.tenant)
         return reply.send([_entity_type(d, reply.ctx) for d in details])
     names = await store.entity_types(reply.tenant)
-    return reply.send(
-        {
-            "id": f"urn:ngsi-ld:EntityTypeList:{uuid.uuid4()}",
-            "type": "EntityTypeList",
-            "typeList": [reply.ctx.compact(name) for name in names],
-        }
-    )
+    return reply.send(_name_list("EntityTypeList", "typeList", names, reply.ctx))
 
 
 @router.get("/types/{type_name:path}", summary="Describe one entity type")
@@ -135,13 +139,7 @@ async def get_attributes(request: Request) -> Response:
         details = await store.attribute_details(reply.tenant)
         return reply.send([_attribute(d, reply.ctx) for d in details])
     names = await store.attribute_names(reply.tenant)
-    return reply.send(
-        {
-            "id": f"urn:ngsi-ld:AttributeList:{uuid.uuid4()}",
-            "type": "AttributeList",
-            "attributeList": [reply.ctx.compact(name) for name in names],
-        }
-    )
+    return reply.send(_name_list("AttributeList", "attributeList", names, reply.ctx))
 
 
 @router.get("/attributes/{attr_id:path}", summary="Describe one attribute")

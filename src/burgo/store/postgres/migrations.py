@@ -5,16 +5,13 @@ Every run holds an advisory lock, so several workers starting together upgrade t
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
 from burgo.ngsild.errors import InternalError
+from burgo.store.migrations import Migration, shipped_migrations
 
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number: the key of the advisory lock that one migrating process holds.
 _LOCK = 0x6275_7267_6F00
 _VERSIONS = """
@@ -26,23 +23,9 @@ CREATE TABLE IF NOT EXISTS burgo_schema (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: its version number, name and SQL."""
-
-    version: int
-    name: str
-    sql: str
-
-
 def available_migrations() -> list[Migration]:
     """The migrations shipped with this version of Burgo, in order."""
-    found = []
-    for entry in resources.files("burgo.store.postgres.schema").iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda m: m.version)
+    return shipped_migrations("burgo.store.postgres.schema")
 
 
 async def schema_version(conn: AsyncConnection[tuple[Any, ...]]) -> int:

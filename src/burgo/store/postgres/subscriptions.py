@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "burgo_subscriptions"
 # Seconds between attempts to listen again after the listening connection was lost.
 _RELISTEN = 1.0
+# Seconds between the listener's looks at whether the store is closing.
+_WAKE = 1.0
 
 _COLUMNS = (
     "doc, times_sent, times_failed, last_notification, last_success, last_failure, failing, "
@@ -77,10 +79,12 @@ class PostgresSubscriptions(PostgresCore):
         self._change_hooks.append(self._queue_notifications)
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._closing = False
 
     async def open(self) -> None:
         """Open the store, listen for subscription writes and load the subscriptions."""
         await super().open()
+        self._closing = False
         self._listening = asyncio.Event()
         self._listener = asyncio.create_task(self._listen(), name="burgo-subscription-listener")
         await self._listening.wait()
@@ -102,6 +106,9 @@ class PostgresSubscriptions(PostgresCore):
     async def close(self) -> None:
         """Stop listening and close the store."""
         if self._listener is not None:
+            # The flag as well as the cancellation: a cancellation landing inside a database
+            # call may be absorbed there, and the listener must still stop.
+            self._closing = True
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
@@ -114,7 +121,7 @@ class PostgresSubscriptions(PostgresCore):
         """Reload each subscription another process (or this one) announces, for ever; after a
         lost connection, listen again and reload them all (announcements may have been missed)."""
         lost = False
-        while True:
+        while not self._closing:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
@@ -124,9 +131,12 @@ class PostgresSubscriptions(PostgresCore):
                         await self._reload_all()
                         log.info("Listening for subscription changes again")
                     self._listening.set()
-                    async for notice in conn.notifies():
-                        tenant, _, sub_id = notice.payload.partition("\n")
-                        await self._reload(tenant, sub_id)
+                    while not self._closing:
+                        # A bounded wait, so that the flag is seen within a second even when
+                        # the cancellation was absorbed.
+                        async for notice in conn.notifies(timeout=_WAKE):
+                            tenant, _, sub_id = notice.payload.partition("\n")
+                            await self._reload(tenant, sub_id)
             except (psycopg.Error, NgsiLdError) as exc:
                 if not lost:
                     log.warning("Lost the subscription change channel: %s", exc)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from dataclasses import dataclass
-from importlib import resources
 
 from burgo.ngsild.errors import InternalError
-
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: its version number, name and SQL."""
-
-    version: int
-    name: str
-    sql: str
+from burgo.store.migrations import Migration, shipped_migrations
 
 
 def available_migrations() -> list[Migration]:
     """The migrations shipped with this version of Burgo, in order."""
-    found = []
-    for entry in resources.files("burgo.store.sqlite.schema").iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda m: m.version)
+    return shipped_migrations("burgo.store.sqlite.schema")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
