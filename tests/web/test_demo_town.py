@@ -95,6 +95,13 @@ def test_the_planted_anomalies_stand_out_and_the_rest_is_calm(page: Page, server
             assert "state-alert" not in marker_classes(page, demo.entity(device.id)), device.id
         if device.anomaly is None and device.kind == "care-motion":
             assert "state-ok" in marker_classes(page, demo.entity(device.id)), device.id
+    # Problems are drawn above the calm markers, however crowded the town centre.
+    layers = page.eval_on_selector_all(
+        "#map .burgo-marker",
+        "els => els.map(e => [e.className, Number(e.style.zIndex)])",
+    )
+    calm = max(z for cls, z in layers if "state-ok" in cls or "state-busy" in cls)
+    assert all(z > calm for cls, z in layers if "state-alert" in cls or "state-warn" in cls)
     # The summary counts the alerts of each vertical.
     city = page.locator(".summary .tile.vertical-city .badge.state-alert")
     expect(city).to_have_text("2 alerts")

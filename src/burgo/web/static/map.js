@@ -1,6 +1,7 @@
 // The town map: one Leaflet layer per vertical, a marker per located thing, coloured by state.
 (function () {
   "use strict";
+  var RAISE = { alert: 2000, warn: 1000 };
   function start() {
     var box = document.getElementById("map");
     var data = JSON.parse(document.getElementById("things").textContent);
@@ -38,7 +39,10 @@
         iconAnchor: anchor,
         popupAnchor: [7 - anchor[0], 7 - anchor[1] - 7],
       });
-      var marker = L.marker([thing.lat, thing.lon], { icon: icon, title: thing.name, alt: thing.name });
+      // Problems are drawn above the rest, so that a crowded centre never hides them.
+      var marker = L.marker([thing.lat, thing.lon], {
+        icon: icon, title: thing.name, alt: thing.name, zIndexOffset: RAISE[thing.state] || 0,
+      });
       var link = document.createElement("a");
       link.href = box.dataset.view.replace("?", encodeURI(thing.id) + "?").replace(/\/$/, "/" + encodeURI(thing.id));
       link.textContent = box.dataset.open + " " + thing.name;
