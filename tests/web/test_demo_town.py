@@ -102,10 +102,12 @@ def test_the_planted_anomalies_stand_out_and_the_rest_is_calm(page: Page, server
     )
     calm = max(z for cls, z in layers if "state-ok" in cls or "state-busy" in cls)
     assert all(z > calm for cls, z in layers if "state-alert" in cls or "state-warn" in cls)
-    # The summary counts the alerts of each vertical.
-    city = page.locator(".summary .tile.vertical-city .badge.state-alert")
-    expect(city).to_have_text("2 alerts")
-    expect(page.locator(".summary .tile.vertical-agro .badge.state-alert")).to_have_text("1 alert")
+    # The summary counts the alerts of each vertical (a noisy rush hour may add one in the city).
+    for vertical, least in (("city", 2), ("care", 1), ("agro", 1)):
+        alerts = page.locator(f"#map .burgo-marker.vertical-{vertical}.state-alert").count()
+        assert alerts >= least
+        badge = page.locator(f".summary .tile.vertical-{vertical} .badge.state-alert")
+        expect(badge).to_have_text(f"{alerts} alert" + ("s" if alerts > 1 else ""))
     # The popup of the full container leads to its page, where the level is shown.
     page.locator(MARKER.format(demo.entity(full.id))).click()
     page.get_by_role("link", name=f"Open {full.name}").click()
@@ -237,7 +239,11 @@ def test_on_a_phone_the_map_and_the_menu_work_by_touch(phone: Page, server: str,
     assert phone.get_attribute("html", "lang") == "pt"  # the phone asks for Portuguese
     assert sorted(marker_ids(phone)) == sorted(demo.verticals)
     assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-    screenshot(phone, "demo-phone-map", full_page=True)
+    # Most of the map is on the first screen, under the menu and the verticals' tiles.
+    box = phone.locator("#map").bounding_box()
+    assert box is not None and box["width"] >= 350
+    assert 844 - box["y"] >= 0.6 * box["height"], box
+    screenshot(phone, "demo-phone-map")
     # The layer control opens with a tap and hides a layer.
     counts = Counter(demo.verticals.values())
     phone.locator(".leaflet-control-layers-toggle").tap()

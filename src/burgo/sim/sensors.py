@@ -190,11 +190,17 @@ class Sensors:
     def _streetlight(self, d: SimDevice, t: float) -> Reading:
         dark = self.climate.is_dark(t)
         watts = d.params.get("watts", 70.0)
+        # The controller keeps reporting a failed lamp, by day too, until it is repaired.
+        broken = d.anomaly == "lamp-fault" and t >= self.anchor - 3 * DAY
         if not dark:
-            return {"power_state": "off", "power": 0.4, "status": "ok"}
+            return {
+                "power_state": "off",
+                "power": 0.4,
+                "status": "defectiveLamp" if broken else "ok",
+            }
         hour = local(t).hour
         dimmed = 0.5 if 1.0 <= hour < 6.0 else 1.0  # the town dims its lamps after 1 a.m.
-        if d.anomaly == "lamp-fault" and t >= self.anchor - 3 * DAY:
+        if broken:
             return {"power_state": "on", "power": 0.0, "status": "defectiveLamp"}
         power = watts * dimmed * (1.0 + 0.02 * signed(self.seed, d.id, int(t // 900)))
         return {"power_state": "on", "power": round(power, 1), "status": "ok"}
