@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from burgo.sim.feed import Feeder, Secrets
+from burgo.sim.sensors import Reading
 from burgo.sim.town import SimDevice, build_town
 from tests.web.town import CHIRPSTACK_SECRET, TTS_SECRET
 
@@ -48,7 +49,7 @@ class DemoTown:
         """The simulated device."""
         return self.feeder.town.device(device_id)
 
-    def reading(self, device_id: str) -> dict[str, object]:
+    def reading(self, device_id: str) -> Reading:
         """What the device read at the live moment."""
         return self.feeder.sensors.read(self.device(device_id), self.now)
 

@@ -85,7 +85,7 @@ def test_the_planted_anomalies_stand_out_and_the_rest_is_calm(page: Page, server
     quiet = demo.planted("no-motion")
     assert marker_classes(page, demo.entity(quiet.id)) & {"state-warn", "state-alert"}
     stuffy = demo.planted("stuffy")
-    ppm = float(demo.reading(stuffy.id)["co2"])  # type: ignore[arg-type]
+    ppm = float(demo.reading(stuffy.id)["co2"])
     assert f"state-{co2_state(ppm)}" in marker_classes(page, demo.entity(stuffy.id))
     # Their neighbours of the same kind are not alarmed.
     for device in demo.feeder.town.devices:
@@ -112,7 +112,7 @@ def test_the_planted_anomalies_stand_out_and_the_rest_is_calm(page: Page, server
     page.locator(MARKER.format(demo.entity(full.id))).click()
     page.get_by_role("link", name=f"Open {full.name}").click()
     page.wait_for_url(f"**/entity/{demo.entity(full.id)}")
-    fill = float(demo.reading(full.id)["fill"])  # type: ignore[arg-type]
+    fill = float(demo.reading(full.id)["fill"])
     expect(page.locator("h1 .dot")).to_have_class("dot state-alert")
     row = page.locator("table.values tr", has_text="fillingLevel")
     expect(row).to_contain_text(f"{fill:g} %")
@@ -182,6 +182,13 @@ def test_the_device_list_shows_each_devices_health(page: Page, server: str,
         if device.kind == "streetlight":  # on the mains: no battery
             expect(row.locator("td").nth(2)).to_have_text("\u2013")  # a dash
     screenshot(page, "demo-devices", full_page=True)
+    with page.expect_download() as download:
+        page.locator(".downloads a", has_text="CSV").click()
+    listed = {r["id"]: r for r in csv.DictReader(io.StringIO(download.value.path().read_text()))}
+    assert set(listed) == {d.id for d in devices}
+    assert {r["state"] for r in listed.values()} == {"online"}
+    assert float(listed[room.id]["battery"]) == battery
+    assert all(float(listed[d.id]["rssi"]) < 0 for d in devices if d.network != "http")
 
 
 def test_the_feed_shows_the_latest_readings(page: Page, server: str, demo: DemoTown) -> None:
@@ -224,7 +231,7 @@ def test_the_list_downloads_hold_the_town(page: Page, server: str, demo: DemoTow
     full = demo.planted("full")
     row = rows[demo.entity(full.id)]
     assert row["state"] == "alert"
-    assert float(row["fillingLevel"]) == pytest.approx(float(demo.reading(full.id)["fill"]) / 100)  # type: ignore[arg-type]
+    assert float(row["fillingLevel"]) == pytest.approx(float(demo.reading(full.id)["fill"]) / 100)
     with page.expect_download() as geo_download:
         page.locator(".downloads a", has_text="GeoJSON").click()
     collection = json.loads(geo_download.value.path().read_text("utf-8"))
