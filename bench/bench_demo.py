@@ -3,7 +3,10 @@
 Clones the repository's HEAD into a temporary folder, runs ``make demo`` there on a free port and
 times each step from the lines it prints: the virtual environment made and Burgo installed, the
 server up, the devices registered and the history imported ("Ready"). Then it checks the answer
-(every device online, an entity with 30 days of history) and stops the demo::
+(every device online, an entity with 30 days of history), times the dashboard with the demo town in
+real Chromium (Playwright, ``/usr/bin/chromium``: from navigation to every marker drawn on the map,
+and to every chart drawn on a classroom's page, for a day and a month; 5 loads each in new tabs
+after one untimed load) and stops the demo::
 
     .venv/bin/python bench/bench_demo.py            # pip may use its download cache
     .venv/bin/python bench/bench_demo.py --cold     # no pip cache: every package downloaded
@@ -19,6 +22,7 @@ import re
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +30,18 @@ import time
 from pathlib import Path
 
 import httpx
+
+CLASSROOM = "urn:ngsi-ld:IndoorEnvironmentObserved:class-1-2a"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -44,6 +60,47 @@ def free_port() -> int:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def browser_figures(base: str, located: int) -> list[tuple[str, float, float]]:
+    """(page, median ms, max ms) from navigation to fully drawn, in Chromium, each load checked."""
+    from playwright.sync_api import sync_playwright
+
+    entity = f"{base}/entity/{CLASSROOM}"
+    charts = "figure.chart[data-drawn='true'] >> nth=2"
+    loads = [
+        ("map page: navigation to every marker drawn", base + "/", "#map.ready"),
+        ("classroom page, day: navigation to its 3 charts drawn", entity, charts),
+        ("classroom page, month: navigation to its 3 charts drawn", entity + "?period=month",
+         charts),
+    ]  # fmt: skip
+    results = []
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        for name, url, ready in loads:
+            times = []
+            for attempt in range(6):
+                tab = context.new_page()
+                began = time.perf_counter()
+                tab.goto(url)
+                tab.wait_for_selector(ready, state="attached", timeout=30_000)
+                spent = (time.perf_counter() - began) * 1000
+                if "#map" in ready and tab.locator(".burgo-marker").count() != located:
+                    raise SystemExit("the map does not show every device's entity")
+                if "chart" in ready:
+                    points = tab.eval_on_selector_all(
+                        "figure.chart", "els => els.map(e => Number(e.dataset.points))"
+                    )
+                    if not all(points):
+                        raise SystemExit(f"a chart drew no data: {points}")
+                tab.close()
+                if attempt:
+                    times.append(spent)
+            results.append((name, statistics.median(times), max(times)))
+        context.close()
+    return results
 
 
 def main() -> int:
@@ -110,6 +167,8 @@ def main() -> int:
                 headers=link,
                 timeout=30,
             ).json()["co2"]["avg"]
+            print(f"load average before the browser: {load_average()}")
+            pages = browser_figures(base, len(devices))
         finally:
             os.killpg(process.pid, signal.SIGINT)
             try:
@@ -127,6 +186,8 @@ def main() -> int:
         print(
             f"devices online: {online}/{len(devices)}; days of history on a classroom: {len(days)}"
         )
+        for name, median, worst in pages:
+            print(f"{name}: median {median:.0f} ms, max {worst:.0f} ms")
         return 0
 
 

@@ -190,6 +190,8 @@ def history_retention(
 
 
 SIZES = ("full", "small")
+DEMO_ENVIRONMENT = ("BURGO_MAP_TILE_URL", "BURGO_MAP_TILE_ATTRIBUTION")
+"""The variables `burgo demo` takes from the environment: where the map's tiles come from."""
 
 
 def _span(text: str) -> float:
@@ -321,7 +323,9 @@ def demo(
         "lorawan_tts_secret": secrets.tts,
         "lorawan_chirpstack_secret": secrets.chirpstack,
     }
-    settings = load_settings(flags=flags, environ={}, config_path=None)
+    # The demo ignores the environment and burgo.toml, but for the map's tiles.
+    tiles = {k: v for k, v in os.environ.items() if k in DEMO_ENVIRONMENT}
+    settings = load_settings(flags=flags, environ=tiles, config_path=None)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     _prepare_database(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104

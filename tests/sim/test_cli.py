@@ -130,6 +130,8 @@ def test_simulate_refuses_a_bad_span() -> None:
 def test_demo_serves_a_living_town(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
+    env["BURGO_MAP_TILE_URL"] = "https://tiles.example-town.pt/{z}/{x}/{y}.png"
+    env["BURGO_DB"] = str(tmp_path / "elsewhere.db")  # the demo keeps its own
     command = [
         sys.executable,
         "-m",
@@ -163,8 +165,13 @@ def test_demo_serves_a_living_town(tmp_path: Path) -> None:
         assert bin_["status"]["gateway"].startswith("fundao-")
         noise = httpx.get(f"http://127.0.0.1:{port}/api/v1/devices/noise-01").json()
         assert noise["status"]["gateway"].startswith("fundao-")
+        # The dashboard shows the town on the tiles the environment names.
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"}).text
+        assert 'data-tiles="https://tiles.example-town.pt/{z}/{x}/{y}.png"' in page
+        assert f"{len(SMALL.devices)} things on the map" in page
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(20)
     assert (tmp_path / "demo" / "burgo.db").exists()
     assert (tmp_path / "demo" / "simulator.json").exists()
+    assert not (tmp_path / "elsewhere.db").exists()

@@ -14,12 +14,13 @@ import httpx
 import pytest
 
 from tests.services import free_port, require, wait_for_port
-from tests.web.town import TTS_SECRET, Town, seed_town
+from tests.web.town import CHIRPSTACK_SECRET, TTS_SECRET, Town, seed_town
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Page, Playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+"""Where the browser tests keep their screenshots (ignored by git)."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -40,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
     env["BURGO_SQLITE_SYNCHRONOUS"] = "NORMAL"
     env["BURGO_LORAWAN_TTS_SECRET"] = TTS_SECRET
+    env["BURGO_LORAWAN_CHIRPSTACK_SECRET"] = CHIRPSTACK_SECRET
     log = (workdir / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "burgo", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -67,26 +69,34 @@ def town(server: str) -> Town:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """Headless Chromium with a new, empty profile; downloads accepted."""
-    executable = require("chromium", "chromium")
+def driver() -> Iterator[Playwright]:
+    """Playwright, started once for the browsers a test module opens."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            accept_downloads=True,
-            viewport={"width": 1280, "height": 860},
-            locale="en-GB",
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(
+    driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """Headless Chromium with a new, empty profile; downloads accepted."""
+    executable = require("chromium", "chromium")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    context = driver.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        accept_downloads=True,
+        viewport={"width": 1280, "height": 860},
+        locale="en-GB",
+    )
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @pytest.fixture
@@ -94,6 +104,36 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     """A fresh tab (no cookies from earlier tests) that records the page's errors."""
     browser.clear_cookies()
     tab = browser.new_page()
+    watch_errors(tab)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def phone(driver: Playwright, tmp_path: Path) -> Iterator[Page]:
+    """A tab of headless Chromium as a phone shows it: 390x844, touch, no mouse; errors kept."""
+    executable = require("chromium", "chromium")
+    context = driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-phone"),
+        executable_path=executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        locale="pt-PT",
+    )
+    try:
+        tab = context.new_page()
+        watch_errors(tab)
+        yield tab
+    finally:
+        context.close()
+
+
+def watch_errors(tab: Page) -> None:
+    """Record the page's script errors, failed requests and error answers in ``tab.errors``."""
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -105,8 +145,6 @@ def page(browser: BrowserContext) -> Iterator[Page]:
         ),
     )
     tab.errors = errors  # type: ignore[attr-defined]
-    yield tab
-    tab.close()
 
 
 def screenshot(page: Page, name: str, **options: Any) -> Path:

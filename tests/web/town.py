@@ -14,6 +14,7 @@ from tests.conftest import DATA
 
 SCHOOL_TENANT = "escola-lab"
 TTS_SECRET = "town-tts-secret"
+CHIRPSTACK_SECRET = "town-chirpstack-secret"
 LORAWAN_DEVICE = "eco-17"
 CENTRE = (-7.5003, 40.1372)  # Fundão
 

@@ -23,6 +23,14 @@ from burgo.sim.noise import signed, smooth, unit
 from burgo.sim.town import SimDevice, Town
 
 OUTDOOR_CO2 = 420.0
+MAX_IDLE_WINDOWS = 432
+"""How far back (5-minute windows, 36 hours) a motion sensor remembers its last detection."""
+BATTERY_KINDS = frozenset(
+    {"parking", "soil-moisture", "care-motion", "care-door", "care-temperature", "classroom"}
+)
+"""Sensors on batteries, which report their level with each reading."""
+STUFFY_LEAK = 2.0
+"""L/s of outside air the stuffy classroom gets when empty: windows shut, ventilation off."""
 WILTING_POINT = 12.0
 """Volumetric water content (%) below which the orchard's roots cannot draw water."""
 
@@ -90,13 +98,21 @@ class Sensors:
 
     def read(self, device: SimDevice, t: float) -> Reading:
         """The measurements ``device`` takes at ``t`` (epoch seconds, UTC)."""
-        return self._kinds[device.kind](device, t)
+        reading = self._kinds[device.kind](device, t)
+        if device.kind in BATTERY_KINDS:
+            reading["battery"] = self._battery(device, t)
+        return reading
+
+    def _battery(self, d: SimDevice, t: float) -> int:
+        """Percent left in a battery-powered sensor: each its own age, draining slowly."""
+        level = 98.0 - 60.0 * unit(self.seed, d.id, 77) - 0.02 * (t - self.anchor) / DAY
+        return max(1, min(100, round(level)))
 
     def quiet_since(self) -> float:
         """When the home with no motion last saw anyone: the morning of the anchor day (07:00),
-        or the day before when the anchor falls before noon."""
+        or the day before when the anchor falls before 13:00 (so six hours at least)."""
         lt = local(self.anchor)
-        day = lt.day if lt.hour >= 12 else lt.day - 1
+        day = lt.day if lt.hour >= 13 else lt.day - 1
         return local_midnight(day, self.anchor) + 7 * HOUR
 
     # -- city ----------------------------------------------------------------------------------
@@ -174,11 +190,17 @@ class Sensors:
     def _streetlight(self, d: SimDevice, t: float) -> Reading:
         dark = self.climate.is_dark(t)
         watts = d.params.get("watts", 70.0)
+        # The controller keeps reporting a failed lamp, by day too, until it is repaired.
+        broken = d.anomaly == "lamp-fault" and t >= self.anchor - 3 * DAY
         if not dark:
-            return {"power_state": "off", "power": 0.4, "status": "ok"}
+            return {
+                "power_state": "off",
+                "power": 0.4,
+                "status": "defectiveLamp" if broken else "ok",
+            }
         hour = local(t).hour
         dimmed = 0.5 if 1.0 <= hour < 6.0 else 1.0  # the town dims its lamps after 1 a.m.
-        if d.anomaly == "lamp-fault" and t >= self.anchor - 3 * DAY:
+        if broken:
             return {"power_state": "on", "power": 0.0, "status": "defectiveLamp"}
         power = watts * dimmed * (1.0 + 0.02 * signed(self.seed, d.id, int(t // 900)))
         return {"power_state": "on", "power": round(power, 1), "status": "ok"}
@@ -202,16 +224,32 @@ class Sensors:
     def _quiet(self, d: SimDevice, t: float) -> bool:
         return d.anomaly == "no-motion" and t >= self.quiet_since()
 
-    def _motion(self, d: SimDevice, t: float) -> Reading:
-        """PIR detections in the 15 minutes before ``t``."""
+    def _detections(self, d: SimDevice, window: int) -> int:
+        """PIR detections in the 15 minutes before the end of 5-minute ``window``."""
+        t = window * 300.0
         if self._quiet(d, t):
-            return {"motion": 0}
-        window = int(t // 300)  # the count changes every 5 minutes
+            return 0
         p = self._activity(d, t)
         mean = 15.0 * p
         spread = math.sqrt(15.0 * p * (1.0 - p))
         count = mean + 1.7 * spread * signed(self.seed, d.id, window)
-        return {"motion": max(0, min(15, round(count)))}
+        return max(0, min(15, round(count)))
+
+    def _idle_hours(self, d: SimDevice, t: float) -> float:
+        """Hours since the sensor last saw movement (it counts them as it goes, like the kits
+        that report time since the last event); a day and a half at most."""
+        window = int(t // 300)
+        for back in range(MAX_IDLE_WINDOWS):
+            if self._detections(d, window - back) > 0:
+                return round(max(0.0, t - (window - back) * 300.0) / HOUR, 2)
+        return round(MAX_IDLE_WINDOWS * 300.0 / HOUR, 2)
+
+    def _motion(self, d: SimDevice, t: float) -> Reading:
+        """PIR detections in the 15 minutes before ``t``, and the hours since the last one."""
+        return {
+            "motion": self._detections(d, int(t // 300)),  # the count changes every 5 minutes
+            "idle": self._idle_hours(d, t),
+        }
 
     def _door(self, d: SimDevice, t: float) -> Reading:
         """Front-door openings in the 15 minutes before ``t``."""
@@ -336,17 +374,21 @@ class Sensors:
         midnight = local_midnight(day, t_hint)
         pupils = d.params.get("pupils", 22.0)
         litres = d.params.get("air", 8.0)  # fresh air per pupil per second while occupied
+        leak = 25.0  # L/s of outside air through the empty room
+        c = OUTDOOR_CO2 + 30.0
         if d.anomaly == "stuffy" and t_hint >= self.anchor - 8 * DAY:
-            litres = 2.6  # windows kept shut, ventilation off
+            # Windows kept shut, ventilation off: the room airs out slowly, overnight and over
+            # Saturday, so what the lessons leave lingers into the next morning.
+            litres, leak = 2.6, STUFFY_LEAK
+            c = self._co2_day(d, day - 1, t_hint - DAY)[-1]
         volume = 180.0  # m³
         generation = 0.0045  # L/s of CO2 per pupil
-        c = OUTDOOR_CO2 + 30.0
         values = []
         for step in range(288):
             moment = midnight + step * 300.0
             occupied = in_lesson(moment)
             n = pupils if occupied else 0.0
-            q = (n * litres if occupied else 25.0) / 1000.0  # m³/s; leaks when empty
+            q = (n * litres if occupied else leak) / 1000.0  # m³/s
             source = n * generation / 1000.0  # m³/s of CO2
             target = OUTDOOR_CO2 + (source / q) * 1e6
             rate = q / volume * 300.0

@@ -47,7 +47,11 @@ CUSTOM: dict[str, dict[str, Any]] = {
         "entityType": "DeviceMeasurement",
         "context": SDM.format("Device"),
         "interval": 900,
-        "mapping": [{"measurement": "motion", "attribute": "numValue", "unitCode": "C62"}],
+        "mapping": [
+            {"measurement": "motion", "attribute": "numValue", "unitCode": "C62"},
+            # Hours since the last movement: what tells a carer that something is wrong.
+            {"measurement": "idle", "attribute": "inactivityHours", "unitCode": "HUR"},
+        ],
     },
     "care-door": {
         "entityType": "DeviceMeasurement",

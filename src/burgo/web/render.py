@@ -43,6 +43,9 @@ UNITS = {
     "H61": "mS/cm",
 }
 
+# Smart Data Models attributes given in parts per one (0..1), shown as percentages.
+PARTS_PER_ONE = frozenset({"fillingLevel", "soilMoistureVwc", "relativeHumidity"})
+
 
 def format_number(value: float) -> str:
     """A measurement as people read it: at most two decimals, no trailing zeros."""
@@ -63,6 +66,8 @@ def shown(value: Value) -> str:
     """An attribute value with its unit, short enough for a table cell."""
     raw = value.value
     if value.numeric:
+        if value.name in PARTS_PER_ONE and value.unit in (None, "C62") and 0 <= raw <= 1:
+            return f"{format_number(raw * 100)} %"
         unit = unit_symbol(value.unit)
         return f"{format_number(raw)} {unit}".strip()
     if isinstance(raw, bool):
