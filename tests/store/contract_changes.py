@@ -108,6 +108,16 @@ class EntityChangesContract:
         await store.modify_entities(DEFAULT_TENANT, changes)
         assert await temperatures(store) == [21.5, 21.0, 22.0, 23.0, 24.0, 25.0]
 
+    async def test_readings_of_one_moment_on_a_new_attribute_are_all_kept(
+        self, store: Store
+    ) -> None:
+        bare = room(ROOM_1)
+        await store.create_entity(DEFAULT_TENANT, replace(bare, attrs={}))
+        changes = [(ROOM_1, observe(v, minute(1))) for v in (20.0, 20.5, 21.0)]
+        await store.modify_entities(DEFAULT_TENANT, changes)
+        assert await temperatures(store) == [20.0, 20.5, 21.0]
+        assert await current(store) == 21.0
+
     async def test_every_intermediate_state_reaches_the_subscriptions(self, store: Store) -> None:
         await store.create_entity(DEFAULT_TENANT, room(ROOM_1))
         await store.create_subscription(DEFAULT_TENANT, subscription())

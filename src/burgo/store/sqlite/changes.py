@@ -9,7 +9,7 @@ written, so a device batch of 25 readings is 25 history instants but one documen
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import orjson
 from burgo.ngsild.errors import ResourceNotFound
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
@@ -29,6 +29,7 @@ class _State:
     """One entity while the sequence runs: as stored, and as the changes so far left it."""
 
     pk: int
+    entity_id: str
     stored: Entity
     current: Entity | None
 
@@ -55,7 +56,7 @@ def apply_changes(
     """Run ``changes`` inside the writer's transaction; their results. Raising leaves the job's
     savepoint to undo everything."""
     states = _load(conn, tenant, [entity_id for entity_id, _ in changes])
-    records: list[EntityChangeRecord] = []
+    steps: list[StoredChange] = []
     results: list[Any] = []
     for entity_id, change in changes:
         state = states.get(entity_id)
@@ -68,12 +69,32 @@ def apply_changes(
             continue
         state.current = new
         at = core._now() if new is None else new.modified_at or ""
-        records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
-    for state in states.values():
-        _store(conn, tenant, state)
-    for record in records:
-        core._entity_changed(conn, record)
+        record = EntityChangeRecord(tenant, entity_id, before, new, at)
+        steps.append(StoredChange(record, None if new is None else state.pk))
+    store_changed(core, conn, tenant, states.values(), steps)
     return results
+
+
+def store_changed(
+    core: SqliteCore,
+    conn: sqlite3.Connection,
+    tenant: str,
+    states: Iterable[_State],
+    steps: Sequence[StoredChange],
+) -> None:
+    """Write back the entities ``steps`` changed and tell the hooks: every step to history and
+    the outbox, each entity's net change to the indexes."""
+    finals: list[StoredChange] = []
+    for state in states:
+        if state.current is state.stored:
+            continue
+        _store(conn, tenant, state)
+        new = state.current
+        at = core._now() if new is None else new.modified_at or ""
+        record = EntityChangeRecord(tenant, state.entity_id, state.stored, new, at)
+        finals.append(StoredChange(record, None if new is None else state.pk))
+    if steps:
+        core._entity_steps_changed(conn, steps, finals)
 
 
 def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _State]:
@@ -88,7 +109,7 @@ def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _S
             (tenant, *chunk),
         ):
             entity = entity_from_storage(orjson.loads(raw))
-            states[entity_id] = _State(pk, entity, entity)
+            states[entity_id] = _State(pk, entity_id, entity, entity)
     return states
 
 
