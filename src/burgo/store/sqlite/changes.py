@@ -9,7 +9,7 @@ written, so a device batch of 25 readings is 25 history instants but one documen
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ _CHUNK = 500
 
 
 @dataclass(slots=True)
-class _State:
+class EntityState:
     """One entity while the sequence runs: as stored, and as the changes so far left it."""
 
     pk: int
@@ -55,23 +55,44 @@ def apply_changes(
 ) -> list[Any]:
     """Run ``changes`` inside the writer's transaction; their results. Raising leaves the job's
     savepoint to undo everything."""
-    states = _load(conn, tenant, [entity_id for entity_id, _ in changes])
+    states = load_states(conn, tenant, [entity_id for entity_id, _ in changes])
     steps: list[StoredChange] = []
+    results = stage_changes(core, tenant, states, changes, steps)
+    store_changed(core, conn, tenant, states.values(), steps)
+    return results
+
+
+def stage_changes(
+    core: SqliteCore,
+    tenant: str,
+    states: Mapping[str, EntityState],
+    changes: Sequence[tuple[str, EntityChange[Any]]],
+    steps: list[StoredChange],
+) -> list[Any]:
+    """Run ``changes`` on the entities' current states (nothing written yet); their results.
+    The new states and the steps (appended to ``steps``) are kept only if every change
+    succeeds: raising leaves ``states`` and ``steps`` as they were."""
+    staged: dict[str, Entity | None] = {}
+    new_steps: list[StoredChange] = []
     results: list[Any] = []
     for entity_id, change in changes:
         state = states.get(entity_id)
-        if state is None or state.current is None:
+        if state is None:
             raise ResourceNotFound(f"Entity {entity_id} was not found")
-        before = state.current
+        before = staged.get(entity_id, state.current)
+        if before is None:
+            raise ResourceNotFound(f"Entity {entity_id} was not found")
         new, result = change(before)
         results.append(result)
         if new is before:
             continue
-        state.current = new
+        staged[entity_id] = new
         at = core._now() if new is None else new.modified_at or ""
         record = EntityChangeRecord(tenant, entity_id, before, new, at)
-        steps.append(StoredChange(record, None if new is None else state.pk))
-    store_changed(core, conn, tenant, states.values(), steps)
+        new_steps.append(StoredChange(record, None if new is None else state.pk))
+    for entity_id, entity in staged.items():
+        states[entity_id].current = entity
+    steps += new_steps
     return results
 
 
@@ -79,7 +100,7 @@ def store_changed(
     core: SqliteCore,
     conn: sqlite3.Connection,
     tenant: str,
-    states: Iterable[_State],
+    states: Iterable[EntityState],
     steps: Sequence[StoredChange],
 ) -> None:
     """Write back the entities ``steps`` changed and tell the hooks: every step to history and
@@ -97,10 +118,10 @@ def store_changed(
         core._entity_steps_changed(conn, steps, finals)
 
 
-def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _State]:
+def load_states(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, EntityState]:
     """The stored entities of ``ids``, decoded once each (absent ids are missing)."""
     wanted = list(dict.fromkeys(ids))
-    states: dict[str, _State] = {}
+    states: dict[str, EntityState] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
@@ -109,11 +130,11 @@ def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _S
             (tenant, *chunk),
         ):
             entity = entity_from_storage(orjson.loads(raw))
-            states[entity_id] = _State(pk, entity_id, entity, entity)
+            states[entity_id] = EntityState(pk, entity_id, entity, entity)
     return states
 
 
-def _store(conn: sqlite3.Connection, tenant: str, state: _State) -> None:
+def _store(conn: sqlite3.Connection, tenant: str, state: EntityState) -> None:
     """Write an entity's final state back: unchanged, updated or deleted."""
     new = state.current
     if new is state.stored:
