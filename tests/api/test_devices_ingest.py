@@ -284,7 +284,7 @@ def test_uplinks_arriving_together_are_each_stored_once(client: TestClient) -> N
         body["correlation_ids"] = [f"as:up:concurrent-{n}"]
         body["uplink_message"]["f_cnt"] = n
         body["uplink_message"]["decoded_payload"]["temperature"] = float(n)
-        body["uplink_message"]["received_at"] = f"2020-02-12T15:{n:02d}:00Z"
+        body["uplink_message"]["received_at"] = f"2020-02-13T10:{n:02d}:00Z"
         return body
 
     # Sent at once (and the first one four more times), so the server takes them in together.
@@ -298,12 +298,12 @@ def test_uplinks_arriving_together_are_each_stored_once(client: TestClient) -> N
     assert (health["messages"], health["duplicates"]) == (30, 4)
     history = client.get(
         "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:WeatherObserved:tts-1",
-        params={"attrs": "temperature"},
+        params={"attrs": "temperature", "timerel": "after", "timeAt": "2020-02-13T00:00:00Z"},
         headers=sdm_link(WEATHER),
     )
     assert history.status_code == 200, history.text
     values = [i["value"] for i in history.json()["temperature"]]
-    assert values == [float(n) for n in range(1, 31)]
+    assert values == [float(n) for n in range(1, 31)], values
 
 
 def test_other_things_stack_messages_are_acknowledged_and_ignored(client: TestClient) -> None:
