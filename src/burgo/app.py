@@ -181,6 +181,9 @@ def create_app(
     app.state.devices = devices
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
+    # Routes are matched in order: the device routes take the most requests (every reading and
+    # uplink), so they are tried first; no other route shares their /api/v1 paths.
+    app.include_router(devices_api.router)
     app.include_router(query_api.router)
     app.include_router(entities.router)
     app.include_router(entity_operations.router)
@@ -188,7 +191,6 @@ def create_app(
     app.include_router(jsonld_contexts.router)
     app.include_router(subscriptions_api.router)
     app.include_router(temporal_api.router)
-    app.include_router(devices_api.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
     app.include_router(downloads.router)

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -273,6 +274,36 @@ def test_a_redelivered_uplink_is_stored_once(client: TestClient, clock: ManualCl
     assert after == first
     health = status(client, "tts-1")
     assert (health["messages"], health["duplicates"]) == (1, 1)
+
+
+def test_uplinks_arriving_together_are_each_stored_once(client: TestClient) -> None:
+    tts_device(client)
+
+    def uplink(n: int) -> dict[str, Any]:
+        body = sample("tts-v3-uplink-example.json")
+        body["correlation_ids"] = [f"as:up:concurrent-{n}"]
+        body["uplink_message"]["f_cnt"] = n
+        body["uplink_message"]["decoded_payload"]["temperature"] = float(n)
+        body["uplink_message"]["received_at"] = f"2020-02-13T10:{n:02d}:00Z"
+        return body
+
+    # Sent at once (and the first one four more times), so the server takes them in together.
+    bodies = [uplink(n) for n in range(1, 31)] + [uplink(1)] * 4
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        answers = list(pool.map(lambda body: post_tts(client, body), bodies))
+    assert {a.status_code for a in answers} == {202}
+    results = [a.json()["result"] for a in answers]
+    assert results.count("stored") == 30 and results.count("duplicate") == 4
+    health = status(client, "tts-1")
+    assert (health["messages"], health["duplicates"]) == (30, 4)
+    history = client.get(
+        "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:WeatherObserved:tts-1",
+        params={"attrs": "temperature", "timerel": "after", "timeAt": "2020-02-13T00:00:00Z"},
+        headers=sdm_link(WEATHER),
+    )
+    assert history.status_code == 200, history.text
+    values = [i["value"] for i in history.json()["temperature"]]
+    assert values == [float(n) for n in range(1, 31)], values
 
 
 def test_other_things_stack_messages_are_acknowledged_and_ignored(client: TestClient) -> None:

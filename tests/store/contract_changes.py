@@ -108,6 +108,16 @@ class EntityChangesContract:
         await store.modify_entities(DEFAULT_TENANT, changes)
         assert await temperatures(store) == [21.5, 21.0, 22.0, 23.0, 24.0, 25.0]
 
+    async def test_readings_of_one_moment_on_a_new_attribute_are_all_kept(
+        self, store: Store
+    ) -> None:
+        bare = room(ROOM_1)
+        await store.create_entity(DEFAULT_TENANT, replace(bare, attrs={}))
+        changes = [(ROOM_1, observe(v, minute(1))) for v in (20.0, 20.5, 21.0)]
+        await store.modify_entities(DEFAULT_TENANT, changes)
+        assert await temperatures(store) == [20.0, 20.5, 21.0]
+        assert await current(store) == 21.0
+
     async def test_every_intermediate_state_reaches_the_subscriptions(self, store: Store) -> None:
         await store.create_entity(DEFAULT_TENANT, room(ROOM_1))
         await store.create_subscription(DEFAULT_TENANT, subscription())
@@ -255,3 +265,35 @@ class EntityChangesContract:
         status = await store.get_device_status(DEFAULT_TENANT, "aq-1")
         assert status is not None and (status.messages, status.battery) == (1, 12.0)
         assert await store.get_entity(DEFAULT_TENANT, ROOM_1) == room(ROOM_1)
+
+    async def test_messages_taken_together_succeed_or_fail_each_on_its_own(
+        self, store: Store
+    ) -> None:
+        await self._device_and_target(store)
+        await store.create_device(device("aq-2", entity_id=ROOM_2, dev_eui="70B3D57ED0000002"))
+
+        def message(device_id: str, n: int, *updates: Any, up: str | None = None) -> Any:
+            report = devices.DeviceReport(at=minute(n), battery=float(n))
+            return devices.DeviceMessage(DEFAULT_TENANT, device_id, report, up, updates)
+
+        results = await store.ingest_device_messages(
+            [
+                message("aq-1", 1, (ROOM_1, observe(22.0, minute(1))), up="up-1"),
+                message("aq-2", 2, (ROOM_2, observe(5.0, minute(2)))),  # ROOM_2 does not exist
+                message("aq-1", 3, (ROOM_1, observe(23.0, minute(3))), (ROOM_1, refuse)),
+                message("aq-1", 4, (ROOM_1, observe(24.0, minute(4))), up="up-1"),
+                message("aq-1", 5, (ROOM_1, observe(25.0, minute(5))), up="up-5"),
+            ]
+        )
+        assert results[0] == devices.ReportOutcome(duplicate=False, previous_state="unknown")
+        assert isinstance(results[1], ResourceNotFound)
+        assert isinstance(results[2], BadRequestData)
+        assert results[3] == devices.ReportOutcome(duplicate=True, previous_state="online")
+        assert results[4] == devices.ReportOutcome(duplicate=False, previous_state="online")
+        assert await current(store) == 25.0
+        one = await store.get_device_status(DEFAULT_TENANT, "aq-1")
+        two = await store.get_device_status(DEFAULT_TENANT, "aq-2")
+        assert one is not None and (one.messages, one.duplicates, one.battery) == (2, 1, 5.0)
+        assert two is not None and (two.state, two.messages) == ("unknown", 0)
+        assert await store.ingest_device_messages([]) == []
+        assert await temperatures(store) == [21.5, 22.0, 25.0]

@@ -56,6 +56,7 @@ from burgo.ngsild.update import append_attrs, create_entity, delete_attr, replac
 from burgo.store.base import Store, devices
 
 Device = devices.Device
+DeviceMessage = devices.DeviceMessage
 DeviceReport = devices.DeviceReport
 DeviceStatus = devices.DeviceStatus
 STATE_ONLINE = devices.STATE_ONLINE
@@ -68,6 +69,9 @@ Resolve = Callable[[Any], Awaitable[Context]]
 # and removed (both forget the cached copy here); another worker sees a removal this late at most.
 DEVICE_CACHE_SECONDS = 5.0
 SECRET_HEADER = "X-Burgo-Secret"  # noqa: S105 - a header name, not a secret
+# At most this many messages (or, counted in entity updates, readings) go to the store together.
+MAX_MESSAGES_PER_WRITE = 256
+MAX_UPDATES_PER_WRITE = 2500
 
 
 class Unauthorized(NgsiLdError):
@@ -113,6 +117,8 @@ class DeviceService:
         self.duplicates = 0
         self.measurements = 0
         self.states: dict[tuple[str, str], str] = {}
+        self._waiting: list[tuple[DeviceMessage, asyncio.Future[devices.ReportOutcome]]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     def now(self) -> str:
         """The current time, canonical."""
@@ -397,11 +403,10 @@ class DeviceService:
         uplink already stored."""
         built = [reading_attributes(device, r) for r in readings]
         updates = [(device.entity_id, apply_reading(attrs, report.at)) for attrs in built if attrs]
+        message = DeviceMessage(device.tenant, device.id, report, message_id, updates)
         try:
             try:
-                outcome = await self.store.ingest_device_report(
-                    device.tenant, device.id, report, message_id, updates
-                )
+                outcome = await self._store_message(message)
             except ResourceNotFound:
                 # The target entity was deleted by hand: bring it back as registration made it.
                 ctx = await self._resolve(device.context)
@@ -420,6 +425,41 @@ class DeviceService:
         if outcome.previous_state != STATE_ONLINE:
             await self._transition(device, STATE_ONLINE, outcome.previous_state)
         return True
+
+    async def _store_message(self, message: DeviceMessage) -> devices.ReportOutcome:
+        """Store one message together with the others that arrive meanwhile: while the store
+        writes one group, the next one gathers, so under load many messages share a
+        transaction (and its flush to disk) and each entity is read and written once."""
+        future: asyncio.Future[devices.ReportOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((message, future))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_waiting())
+        return await future
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            group, updates = 0, 0
+            for message, _ in self._waiting:
+                if group == MAX_MESSAGES_PER_WRITE or (group and updates > MAX_UPDATES_PER_WRITE):
+                    break
+                group += 1
+                updates += len(message.updates)
+            taken, self._waiting = self._waiting[:group], self._waiting[group:]
+            try:
+                results = await self.store.ingest_device_messages([m for m, _ in taken])
+            except asyncio.CancelledError:
+                for _, future in taken:
+                    future.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - the whole group failed: each sender is told
+                results = [exc] * len(taken)
+            for (_, future), result in zip(taken, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     # -- health --------------------------------------------------------------------------------
 

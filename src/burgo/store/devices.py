@@ -104,6 +104,18 @@ class DeviceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceMessage:
+    """One message to take in: its device's report, its id (if the sender gives one) and the
+    updates of the entities it feeds."""
+
+    tenant: str
+    device_id: str
+    report: DeviceReport
+    message_id: str | None = None
+    updates: Sequence[EntityUpdate] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceStatus:
     """A device's health: when it last reported, its battery and link, online or not."""
 
@@ -175,6 +187,14 @@ class DeviceStore(Protocol):
         ``modify_entities``) in one transaction, all or nothing: a redelivered ``message_id``
         counts a duplicate and applies nothing; a missing entity raises ResourceNotFound and
         leaves the status and message ids as they were."""
+
+    async def ingest_device_messages(
+        self, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        """Take each message as ``ingest_device_report`` would, in order, each all or nothing on
+        its own (one failing leaves the others stored); the outcome, or the error, of each. A
+        backend may commit them together (one transaction, one flush to disk) and read and write
+        each entity they feed once."""
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:
         """Drop a recorded message id (its data could not be stored, so a redelivery may be)."""

@@ -13,6 +13,7 @@ from burgo.store.devices import (
     STATE_ONLINE,
     STATE_UNKNOWN,
     Device,
+    DeviceMessage,
     DeviceReport,
     DeviceStatus,
     EntityUpdate,
@@ -146,6 +147,22 @@ class PostgresDevices(PostgresEntities):
             if not outcome.duplicate and updates:
                 await self.apply_changes(conn, tenant, updates)
         return outcome
+
+    async def ingest_device_messages(
+        self, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        """Each message in a transaction of its own (the pool's connections run them in turn)."""
+        results: list[ReportOutcome | Exception] = []
+        for m in messages:
+            try:
+                outcome = await self.ingest_device_report(
+                    m.tenant, m.device_id, m.report, m.message_id, m.updates
+                )
+            except Exception as exc:  # noqa: BLE001 - handed back as this message's outcome
+                results.append(exc)
+            else:
+                results.append(outcome)
+        return results
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:
         """Drop a claimed message id."""

@@ -9,7 +9,7 @@ written, so a device batch of 25 readings is 25 history instants but one documen
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +18,18 @@ import orjson
 from burgo.ngsild.errors import ResourceNotFound
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.core import SqliteCore, StoredChange
 
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
 
 
 @dataclass(slots=True)
-class _State:
+class EntityState:
     """One entity while the sequence runs: as stored, and as the changes so far left it."""
 
     pk: int
+    entity_id: str
     stored: Entity
     current: Entity | None
 
@@ -54,32 +55,73 @@ def apply_changes(
 ) -> list[Any]:
     """Run ``changes`` inside the writer's transaction; their results. Raising leaves the job's
     savepoint to undo everything."""
-    states = _load(conn, tenant, [entity_id for entity_id, _ in changes])
-    records: list[EntityChangeRecord] = []
+    states = load_states(conn, tenant, [entity_id for entity_id, _ in changes])
+    steps: list[StoredChange] = []
+    results = stage_changes(core, tenant, states, changes, steps)
+    store_changed(core, conn, tenant, states.values(), steps)
+    return results
+
+
+def stage_changes(
+    core: SqliteCore,
+    tenant: str,
+    states: Mapping[str, EntityState],
+    changes: Sequence[tuple[str, EntityChange[Any]]],
+    steps: list[StoredChange],
+) -> list[Any]:
+    """Run ``changes`` on the entities' current states (nothing written yet); their results.
+    The new states and the steps (appended to ``steps``) are kept only if every change
+    succeeds: raising leaves ``states`` and ``steps`` as they were."""
+    staged: dict[str, Entity | None] = {}
+    new_steps: list[StoredChange] = []
     results: list[Any] = []
     for entity_id, change in changes:
         state = states.get(entity_id)
-        if state is None or state.current is None:
+        if state is None:
             raise ResourceNotFound(f"Entity {entity_id} was not found")
-        before = state.current
+        before = staged.get(entity_id, state.current)
+        if before is None:
+            raise ResourceNotFound(f"Entity {entity_id} was not found")
         new, result = change(before)
         results.append(result)
         if new is before:
             continue
-        state.current = new
+        staged[entity_id] = new
         at = core._now() if new is None else new.modified_at or ""
-        records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
-    for state in states.values():
-        _store(conn, tenant, state)
-    for record in records:
-        core._entity_changed(conn, record)
+        record = EntityChangeRecord(tenant, entity_id, before, new, at)
+        new_steps.append(StoredChange(record, None if new is None else state.pk))
+    for entity_id, entity in staged.items():
+        states[entity_id].current = entity
+    steps += new_steps
     return results
 
 
-def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _State]:
+def store_changed(
+    core: SqliteCore,
+    conn: sqlite3.Connection,
+    tenant: str,
+    states: Iterable[EntityState],
+    steps: Sequence[StoredChange],
+) -> None:
+    """Write back the entities ``steps`` changed and tell the hooks: every step to history and
+    the outbox, each entity's net change to the indexes."""
+    finals: list[StoredChange] = []
+    for state in states:
+        if state.current is state.stored:
+            continue
+        _store(conn, tenant, state)
+        new = state.current
+        at = core._now() if new is None else new.modified_at or ""
+        record = EntityChangeRecord(tenant, state.entity_id, state.stored, new, at)
+        finals.append(StoredChange(record, None if new is None else state.pk))
+    if steps:
+        core._entity_steps_changed(conn, steps, finals)
+
+
+def load_states(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, EntityState]:
     """The stored entities of ``ids``, decoded once each (absent ids are missing)."""
     wanted = list(dict.fromkeys(ids))
-    states: dict[str, _State] = {}
+    states: dict[str, EntityState] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
@@ -88,11 +130,11 @@ def _load(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, _S
             (tenant, *chunk),
         ):
             entity = entity_from_storage(orjson.loads(raw))
-            states[entity_id] = _State(pk, entity, entity)
+            states[entity_id] = EntityState(pk, entity_id, entity, entity)
     return states
 
 
-def _store(conn: sqlite3.Connection, tenant: str, state: _State) -> None:
+def _store(conn: sqlite3.Connection, tenant: str, state: EntityState) -> None:
     """Write an entity's final state back: unchanged, updated or deleted."""
     new = state.current
     if new is state.stored:

@@ -42,9 +42,12 @@ class StoredChange:
 
 # Called inside the write transaction after each entity write (history, notification outbox...).
 ChangeHook = Callable[[sqlite3.Connection, EntityChangeRecord], None]
-# Called inside the write transaction with the writes of several entities at once, each entity
-# at most once, in the order they were written: how the indexes, history and outbox keep up with
-# a batch in a few statements.
+# Called inside the write transaction with the writes of several entities at once, in the order
+# they were written: how the indexes, history and outbox keep up with a batch in a few statements.
+# A sequence hook (history, outbox) takes every write, an entity possibly several times, each
+# ``before`` the ``after`` of its previous write; a state hook (the query indexes, which follow
+# only what is stored) takes each entity at most once, from its first ``before`` to its last
+# ``after``.
 BatchHook = Callable[[sqlite3.Connection, Sequence[StoredChange]], None]
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -86,6 +89,7 @@ class SqliteCore:
         self._opened = False
         self._change_hooks: list[ChangeHook] = []
         self._batch_hooks: list[BatchHook] = []
+        self._state_hooks: list[BatchHook] = []
 
     # -- connections -------------------------------------------------------------------------
 
@@ -214,10 +218,22 @@ class SqliteCore:
 
     def _entities_changed(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
         """Tell every hook about the writes of several entities (each at most once), in order."""
+        self._entity_steps_changed(conn, changes, changes)
+
+    def _entity_steps_changed(
+        self,
+        conn: sqlite3.Connection,
+        steps: Sequence[StoredChange],
+        finals: Sequence[StoredChange],
+    ) -> None:
+        """Tell the hooks about a sequence of writes: the sequence hooks every step (an entity
+        possibly several times), the state hooks each entity's net change (``finals``)."""
         for batch_hook in self._batch_hooks:
-            batch_hook(conn, changes)
+            batch_hook(conn, steps)
+        for state_hook in self._state_hooks:
+            state_hook(conn, finals)
         for hook in self._change_hooks:
-            for change in changes:
+            for change in steps:
                 hook(conn, change.record)
 
     # -- metrics -------------------------------------------------------------------------------

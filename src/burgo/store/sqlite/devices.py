@@ -8,18 +8,25 @@ from typing import Any
 
 import orjson
 
-from burgo.ngsild.errors import AlreadyExists
+from burgo.ngsild.errors import AlreadyExists, NgsiLdError
 from burgo.store.devices import (
     STATE_ONLINE,
     STATE_UNKNOWN,
     Device,
+    DeviceMessage,
     DeviceReport,
     DeviceStatus,
     EntityUpdate,
     ReportOutcome,
 )
-from burgo.store.sqlite.changes import apply_changes
-from burgo.store.sqlite.core import SqliteCore
+from burgo.store.sqlite.changes import (
+    EntityState,
+    apply_changes,
+    load_states,
+    stage_changes,
+    store_changed,
+)
+from burgo.store.sqlite.core import SqliteCore, StoredChange, translate_error
 
 _STATUS_COLUMNS = (
     "s.tenant, s.device_id, s.state, s.state_since, s.last_seen, s.battery, s.rssi, s.snr, "
@@ -149,6 +156,50 @@ class SqliteDevices(SqliteCore):
             return outcome
 
         return await self._write(job)
+
+    async def ingest_device_messages(
+        self, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        """Take the messages in one writer job: each in a savepoint of its own, every entity
+        they feed read and written once, the hooks told once."""
+        if not messages:
+            return []
+        results = await self._write(lambda conn: self._ingest_messages(conn, messages))
+        return [translate_error(r) if isinstance(r, sqlite3.Error) else r for r in results]
+
+    def _ingest_messages(
+        self, conn: sqlite3.Connection, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        wanted: dict[str, list[str]] = {}
+        for m in messages:
+            if m.tenant in self._tenants:
+                wanted.setdefault(m.tenant, []).extend(entity_id for entity_id, _ in m.updates)
+        states: dict[str, dict[str, EntityState]] = {
+            tenant: load_states(conn, tenant, ids) for tenant, ids in wanted.items()
+        }
+        steps: dict[str, list[StoredChange]] = {tenant: [] for tenant in wanted}
+        results: list[ReportOutcome | Exception] = []
+        for m in messages:
+            try:
+                self._check_tenant(m.tenant)
+            except NgsiLdError as exc:
+                results.append(exc)
+                continue
+            conn.execute("SAVEPOINT message")
+            try:
+                outcome = _record_report(conn, m.tenant, m.device_id, m.report, m.message_id)
+                if not outcome.duplicate and m.updates:
+                    stage_changes(self, m.tenant, states[m.tenant], m.updates, steps[m.tenant])
+            except Exception as exc:  # noqa: BLE001 - this message's own error, handed back
+                conn.execute("ROLLBACK TO message")
+                conn.execute("RELEASE message")
+                results.append(exc)
+            else:
+                conn.execute("RELEASE message")
+                results.append(outcome)
+        for tenant, tenant_states in states.items():
+            store_changed(self, conn, tenant, tenant_states.values(), steps[tenant])
+        return results
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:
         """Drop a claimed message id."""

@@ -28,7 +28,7 @@ class SqliteGeoIndex(SqliteCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._batch_hooks.append(index_entities)
+        self._state_hooks.append(index_entities)
 
 
 def geo_instances(entity: Entity | None) -> list[tuple[str, Any]]:

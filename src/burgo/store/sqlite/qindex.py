@@ -34,7 +34,7 @@ class SqliteQIndex(SqliteCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._batch_hooks.append(index_attr_values)
+        self._state_hooks.append(index_attr_values)
 
 
 def attribute_rows(pk: int, name: str, instances: Iterable[Attribute]) -> set[Row]:

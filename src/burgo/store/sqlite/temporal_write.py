@@ -242,8 +242,9 @@ _Pending = tuple[SeriesKey, str, bool, Row]
 def record_changes(
     conn: sqlite3.Connection, writer: HistoryWriter, changes: Sequence[StoredChange]
 ) -> None:
-    """The batch hook: the history of several entities' writes (each entity once), in their
-    transaction: changed instances as new values, removed ones as deletion records."""
+    """The batch hook: the history of several entities' writes (an entity possibly several
+    times, in order), in their transaction: changed instances as new values, removed ones as
+    deletion records."""
     touched: list[tuple[str, str, str, int]] = []
     gone: list[tuple[int, str, str]] = []
     pending: list[_Pending] = []
@@ -287,9 +288,12 @@ def record_changes(
     first: list[tuple[int, *Row]] = []
     later: list[tuple[int, *Row]] = []
     points: dict[int, list[tuple[int, Any]]] = {}
+    started: set[int] = set()
     for (series, new), (_, _, _, row) in zip(ids, pending, strict=True):
-        # A series met once per call: one just created has no instance yet, so takes seq 0.
-        if new:
+        # A series created now has no instance yet, so its first row takes seq 0; the rows after
+        # it (the same entity written again in this call) look theirs up.
+        if new and series not in started:
+            started.add(series)
             first.append((series, *row))
         else:
             later.append((series, *row))
