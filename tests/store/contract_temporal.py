@@ -232,7 +232,11 @@ class HistoryContract:
         )  # fmt: skip
         points = sorted((p for p in zip(times, values, strict=True) if p[0] >= start),
                         key=lambda p: p[0])  # fmt: skip
-        if not live:  # an import skips an instance at the time of one already recorded
+        if live:  # a write that leaves the entity as it was (same value, same time) is no change
+            pairs = list(zip(times, values, strict=True))
+            unchanged = {i for i in range(1, len(pairs)) if pairs[i] == pairs[i - 1]}
+            points = [p for i, p in enumerate(pairs) if i not in unchanged and p[0] >= start]
+        else:  # an import skips an instance at the time of one already recorded
             points = list({t: (t, v) for t, v in reversed(points)}.values())[::-1]
             points.sort(key=lambda p: p[0])
         if not points:
