@@ -1,7 +1,6 @@
 """The history contract: what every backend's temporal store must do, against the protocol only.
 
-A backend's test module subclasses :class:`HistoryContract` and provides a ``store`` fixture that
-yields a freshly opened, empty store (as for ``StoreContract``).
+Run against every backend by ``test_contract.py`` (the ``store`` fixture of ``conftest.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,305 @@
+"""Writing history rows in PostgreSQL: instances encoded compactly, series found or created,
+rollups kept in step, all inside the transaction of the entity write (or import) that causes it.
+
+Two things are created outside that transaction, on a connection of their own that commits at
+once: the monthly partitions of the history table and the interned shapes. Both are only ever
+added, so a worker may remember them, and neither waits on a lock a write transaction holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from burgo.ngsild.model import ATTRIBUTE_MEMBERS, Attribute, AttrKind
+from burgo.ngsild.temporal import to_millis
+from burgo.ngsild.temporal_aggregate import is_number
+from burgo.store.base import EntityChangeRecord
+from burgo.store.history_rows import (
+    DELETED,
+    GRAINS,
+    PLAIN,
+    Memo,
+    changed_instances,
+    history_doc,
+)
+from burgo.store.postgres.core import Connection
+
+# A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
+Row = tuple[int, bool, float | None, int | None, str | None, int | None]
+# Integers beyond this are kept exactly in the row's document, not as a double.
+_EXACT = 2**53
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SeriesKey = tuple[str, str, str]  # entity id, attribute, datasetId ('' for none)
+
+ShapeIds = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
+Months = Callable[[Iterable[int]], Awaitable[None]]
+
+_INSERT_ROW = (
+    "INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
+    "SELECT %(tenant)s, %(series)s, %(t)s, coalesce(max(seq) + 1, 0), "
+    "%(whole)s, %(num)s, %(shape)s, %(doc)s, %(rec)s "
+    "FROM history WHERE tenant = %(tenant)s AND series = %(series)s AND t = %(t)s"
+)
+_ADD_ROLLUP = (
+    "INSERT INTO history_rollups AS r "
+    "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
+    "n = r.n + excluded.n, total = r.total + excluded.total, low = least(r.low, excluded.low), "
+    "high = greatest(r.high, excluded.high), sumsq = r.sumsq + excluded.sumsq, "
+    "whole = r.whole AND excluded.whole"
+)
+
+
+def _moment(t: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=t)
+
+
+def month_of(t: int) -> int:
+    """The epoch ms at which the month (UTC) holding ``t`` begins."""
+    moment = _moment(t)
+    return to_millis(datetime(moment.year, moment.month, 1, tzinfo=UTC))
+
+
+def month_after(start: int) -> int:
+    """The epoch ms at which the month after the one beginning at ``start`` begins."""
+    moment = _moment(start)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return to_millis(datetime(year, month, 1, tzinfo=UTC))
+
+
+def partition_name(start: int) -> str:
+    """The name of the history partition of the month beginning at ``start``."""
+    moment = _moment(start)
+    return f"history_{moment.year:04d}{moment.month:02d}"
+
+
+class Encoded:
+    """An instance to record: its series key and kind, and its row (shape still a document)."""
+
+    __slots__ = ("doc", "key", "kind", "num", "rec", "shape", "t", "whole")
+
+    def __init__(
+        self,
+        key: SeriesKey,
+        kind: str,
+        t: int,
+        whole: bool,
+        num: float | None,
+        shape: str | int | None,
+        doc: str | None,
+        rec: int | None,
+    ) -> None:
+        self.key, self.kind, self.t, self.whole, self.num = key, kind, t, whole, num
+        self.shape, self.doc, self.rec = shape, doc, rec
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the instance is not a number (its series' rollups cannot answer for it)."""
+        return self.num is None and self.shape != DELETED
+
+
+def encode(key: SeriesKey, attr: Attribute, rec: int, memo: Memo) -> Encoded:
+    """The row of one instance recorded at ``rec`` (epoch ms); the shape as its document."""
+    observed = memo.millis(attr.observed_at) if attr.observed_at is not None else None
+    t = observed if observed is not None else rec
+    rec_col = rec if observed is not None else None
+    value = attr.value
+    kind = attr.kind.value
+    if (
+        attr.kind == AttrKind.PROPERTY
+        and is_number(value)
+        and (type(value) is float or -_EXACT <= value <= _EXACT)
+    ):
+        whole = type(value) is int
+        rest = history_doc(attr, True, with_value=False)
+        if rest == PLAIN:
+            return Encoded(key, kind, t, whole, float(value), None, None, rec_col)
+        text = orjson.dumps(rest).decode()
+        if all(name in ATTRIBUTE_MEMBERS for name in rest):
+            return Encoded(key, kind, t, whole, float(value), text, None, rec_col)
+        return Encoded(key, kind, t, whole, float(value), None, text, rec_col)
+    return Encoded(
+        key, kind, t, False, None, None, orjson.dumps(history_doc(attr, True)).decode(), rec_col
+    )
+
+
+def deletion(key: SeriesKey, attr: Attribute, at: int) -> Encoded:
+    """The record of an attribute instance's deletion at ``at``."""
+    return Encoded(key, attr.kind.value, at, False, None, DELETED, attr.kind.value, None)
+
+
+async def touch_entity(
+    conn: Connection, tenant: str, entity_id: str, types: Sequence[str], at: int
+) -> bool:
+    """Record that an entity exists (with these types) from ``at``; True if it had no history."""
+    cursor = await conn.execute(
+        "INSERT INTO history_entities AS e (tenant, id, types, created_at, deleted_at) "
+        "VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (tenant, id) "
+        "DO UPDATE SET types = excluded.types, deleted_at = NULL RETURNING (xmax = 0)",
+        (tenant, entity_id, list(dict.fromkeys(types)), at),
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def series_ids(
+    conn: Connection, tenant: str, wanted: Sequence[Encoded]
+) -> list[tuple[int, bool]]:
+    """The ids of the series of the wanted instances, in order, each with whether it was created
+    now; marks mixed (not only numbers) the series of instances that are not numbers."""
+    entity_ids = list(dict.fromkeys(e.key[0] for e in wanted))
+    cursor = await conn.execute(
+        "SELECT id, entity_id, attr, dataset_id, mixed FROM history_series "
+        "WHERE tenant = %s AND entity_id = ANY(%s)",
+        (tenant, entity_ids),
+    )
+    known: dict[SeriesKey, list[Any]] = {
+        (eid, attr, ds): [sid, mixed] for sid, eid, attr, ds, mixed in await cursor.fetchall()
+    }
+    fresh: set[int] = set()
+    remixed: dict[int, None] = {}
+    for item in wanted:
+        found = known.get(item.key)
+        if found is None:
+            cursor = await conn.execute(
+                "INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed) "
+                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (tenant, *item.key, item.kind, item.mixed),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            known[item.key] = [row[0], item.mixed]
+            fresh.add(row[0])
+        elif item.mixed and not found[1]:
+            found[1] = True
+            remixed[found[0]] = None
+    if remixed:
+        await conn.execute(
+            "UPDATE history_series SET mixed = true WHERE tenant = %s AND id = ANY(%s)",
+            (tenant, list(remixed)),
+        )
+    return [(known[e.key][0], known[e.key][0] in fresh) for e in wanted]
+
+
+def rollup_rows(
+    tenant: str, points: Mapping[int, Sequence[tuple[int, float, bool]]]
+) -> list[tuple[Any, ...]]:
+    """The hourly and daily rollup rows of numeric ``(t, value, whole)`` points, by series."""
+    rows: list[tuple[Any, ...]] = []
+    for grain in GRAINS:
+        for series, series_points in points.items():
+            buckets: dict[int, list[Any]] = {}
+            for t, value, whole in series_points:
+                bucket = t - t % grain
+                acc = buckets.get(bucket)
+                if acc is None:
+                    buckets[bucket] = [1, value, value, value, value * value, whole]
+                else:
+                    acc[0] += 1
+                    acc[1] += value
+                    acc[2] = value if value < acc[2] else acc[2]
+                    acc[3] = value if value > acc[3] else acc[3]
+                    acc[4] += value * value
+                    acc[5] = acc[5] and whole
+            rows += [(tenant, series, grain, b, *acc) for b, acc in buckets.items()]
+    return rows
+
+
+async def add_to_rollups(
+    conn: Connection, tenant: str, points: Mapping[int, Sequence[tuple[int, float, bool]]]
+) -> None:
+    """Add numeric ``(t, value, whole)`` points, by series, to the hourly and daily rollups."""
+    rows = rollup_rows(tenant, points)
+    if rows:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_ADD_ROLLUP, rows)
+
+
+async def recompute_rollups(
+    conn: Connection, tenant: str, series: int, times: Iterable[int]
+) -> None:
+    """Rebuild from the raw rows the rollup buckets holding ``times`` (after a delete or patch)."""
+    for grain in GRAINS:
+        for bucket in {t - t % grain for t in times}:
+            cursor = await conn.execute(
+                "SELECT count(num), coalesce(sum(num), 0), min(num), max(num), "
+                "coalesce(sum(num * num), 0), coalesce(bool_and(whole), true) FROM history "
+                "WHERE tenant = %s AND series = %s AND t >= %s AND t < %s AND num IS NOT NULL",
+                (tenant, series, bucket, bucket + grain),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            if row[0] == 0:
+                await conn.execute(
+                    "DELETE FROM history_rollups WHERE tenant = %s AND series = %s "
+                    "AND grain = %s AND bucket = %s",
+                    (tenant, series, grain, bucket),
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO history_rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET n = excluded.n, "
+                    "total = excluded.total, low = excluded.low, high = excluded.high, "
+                    "sumsq = excluded.sumsq, whole = excluded.whole",
+                    (tenant, series, grain, bucket, *row),
+                )
+
+
+async def insert_rows(
+    conn: Connection,
+    tenant: str,
+    items: Sequence[Encoded],
+    ids: Sequence[tuple[int, bool]],
+    shapes: ShapeIds,
+    months: Months,
+) -> None:
+    """Insert the instances of ``items`` (their series ``ids``) and add them to the rollups."""
+    shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
+    shape_ids = await shapes(shape_docs) if shape_docs else {}
+    await months(e.t for e in items)
+    params = []
+    points: dict[int, list[tuple[int, float, bool]]] = {}
+    for item, (series, _) in zip(items, ids, strict=True):
+        shape = shape_ids[item.shape] if isinstance(item.shape, str) else item.shape
+        params.append({
+            "tenant": tenant, "series": series, "t": item.t, "whole": item.whole,
+            "num": item.num, "shape": shape, "doc": item.doc, "rec": item.rec,
+        })  # fmt: skip
+        if item.num is not None:
+            points.setdefault(series, []).append((item.t, item.num, item.whole))
+    async with conn.cursor() as cursor:
+        await cursor.executemany(_INSERT_ROW, params)
+    await add_to_rollups(conn, tenant, points)
+
+
+async def record_change(
+    conn: Connection, record: EntityChangeRecord, shapes: ShapeIds, months: Months
+) -> None:
+    """The history of one entity write, in its transaction: changed instances as new values,
+    removed ones as deletion records, the entity's types and deletion time."""
+    memo = Memo()
+    tenant, entity_id = record.tenant, record.entity_id
+    at = memo.millis(record.at, "time of the change") if record.at else 0
+    before, after = record.before, record.after
+    items: list[Encoded] = []
+    if after is None:
+        assert before is not None
+        deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
+        await conn.execute(
+            "UPDATE history_entities SET deleted_at = %s WHERE tenant = %s AND id = %s",
+            (at, tenant, entity_id),
+        )
+    else:
+        if before is None or before.types != after.types:
+            await touch_entity(conn, tenant, entity_id, after.types, at)
+        changed, deleted = changed_instances(before, after)
+        items += [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
+    items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
+    if items:
+        ids = await series_ids(conn, tenant, items)
+        await insert_rows(conn, tenant, items, ids, shapes, months)
