@@ -30,29 +30,44 @@ from burgo.store.postgres.core import Connection
 
 # A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
 Row = tuple[int, bool, float | None, int | None, str | None, int | None]
-# Integers beyond this are kept exactly in the row's document, not as a double.
+# Integers beyond this are kept exactly in the row's document, not as a double; numbers beyond
+# _HUGE too (their squares would overflow the rollups).
 _EXACT = 2**53
+_HUGE = 1e150
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SeriesKey = tuple[str, str, str]  # entity id, attribute, datasetId ('' for none)
 
 ShapeIds = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
 Months = Callable[[Iterable[int]], Awaitable[None]]
 
-_INSERT_ROW = (
+# One statement per entity write: its rows and their rollups, handed over as JSON (cheaper to
+# send than arrays). A row meets a conflict only when its series already has one at that time;
+# those come back and take the next seq at that time (``_INSERT_LATER``). Nothing here reads the
+# partitioned table without its time, so the planner looks at one partition.
+_INSERT_ROWS = (
+    "WITH added AS (INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
+    "SELECT %(tenant)s, u.series, u.t, 0, u.whole, u.num, u.shape, u.doc, u.rec "
+    "FROM json_to_recordset(%(rows)s::json) AS u(series bigint, t bigint, whole boolean, "
+    "num float8, shape integer, doc text, rec bigint) "
+    "ON CONFLICT DO NOTHING RETURNING series, t), "
+    "rolled AS (INSERT INTO history_rollups AS r "
+    "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
+    "SELECT %(tenant)s, u.* FROM json_to_recordset(%(rollups)s::json) AS u(series bigint, "
+    "grain integer, bucket bigint, n bigint, total float8, low float8, high float8, "
+    "sumsq float8, whole boolean) "
+    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
+    "n = r.n + excluded.n, total = r.total + excluded.total, low = least(r.low, excluded.low), "
+    "high = greatest(r.high, excluded.high), sumsq = r.sumsq + excluded.sumsq, "
+    "whole = r.whole AND excluded.whole) "
+    "SELECT series, t FROM added"
+)
+_INSERT_LATER = (
     "INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
     "SELECT %(tenant)s, %(series)s, %(t)s, coalesce(max(seq) + 1, 0), "
     "%(whole)s, %(num)s, %(shape)s, %(doc)s, %(rec)s "
     "FROM history WHERE tenant = %(tenant)s AND series = %(series)s AND t = %(t)s"
 )
-_ADD_ROLLUP = (
-    "INSERT INTO history_rollups AS r "
-    "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
-    "n = r.n + excluded.n, total = r.total + excluded.total, low = least(r.low, excluded.low), "
-    "high = greatest(r.high, excluded.high), sumsq = r.sumsq + excluded.sumsq, "
-    "whole = r.whole AND excluded.whole"
-)
+_ROLLUP_FIELDS = ("series", "grain", "bucket", "n", "total", "low", "high", "sumsq", "whole")
 
 
 def _moment(t: int) -> datetime:
@@ -113,7 +128,7 @@ def encode(key: SeriesKey, attr: Attribute, rec: int, memo: Memo) -> Encoded:
     if (
         attr.kind == AttrKind.PROPERTY
         and is_number(value)
-        and (type(value) is float or -_EXACT <= value <= _EXACT)
+        and (-_HUGE <= value <= _HUGE if type(value) is float else -_EXACT <= value <= _EXACT)
     ):
         whole = type(value) is int
         rest = history_doc(attr, True, with_value=False)
@@ -161,21 +176,26 @@ async def series_ids(
     known: dict[SeriesKey, list[Any]] = {
         (eid, attr, ds): [sid, mixed] for sid, eid, attr, ds, mixed in await cursor.fetchall()
     }
+    new = {e.key: e for e in wanted if e.key not in known}
     fresh: set[int] = set()
+    if new:
+        keys = list(new)
+        cursor = await conn.execute(
+            "INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed) "
+            "SELECT %s, u.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::boolean[]) AS u ON CONFLICT DO NOTHING RETURNING id, entity_id, attr, dataset_id",
+            (tenant, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+             [new[k].kind for k in keys], [new[k].mixed for k in keys]),
+        )  # fmt: skip
+        for sid, eid, attr, ds in await cursor.fetchall():
+            known[(eid, attr, ds)] = [sid, new[(eid, attr, ds)].mixed]
+            fresh.add(sid)
+        if len(fresh) < len(keys):  # another worker created some at the same moment
+            return await series_ids(conn, tenant, wanted)
     remixed: dict[int, None] = {}
     for item in wanted:
-        found = known.get(item.key)
-        if found is None:
-            cursor = await conn.execute(
-                "INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (tenant, *item.key, item.kind, item.mixed),
-            )
-            row = await cursor.fetchone()
-            assert row is not None
-            known[item.key] = [row[0], item.mixed]
-            fresh.add(row[0])
-        elif item.mixed and not found[1]:
+        found = known[item.key]
+        if item.mixed and not found[1]:
             found[1] = True
             remixed[found[0]] = None
     if remixed:
@@ -210,14 +230,20 @@ def rollup_rows(
     return rows
 
 
+def rollups_json(points: Mapping[int, Sequence[tuple[int, float, bool]]]) -> str:
+    """The rollup rows of ``points`` as the JSON ``_INSERT_ROWS`` takes."""
+    rows = rollup_rows("", points)
+    return orjson.dumps([dict(zip(_ROLLUP_FIELDS, row[1:], strict=True)) for row in rows]).decode()
+
+
 async def add_to_rollups(
     conn: Connection, tenant: str, points: Mapping[int, Sequence[tuple[int, float, bool]]]
 ) -> None:
     """Add numeric ``(t, value, whole)`` points, by series, to the hourly and daily rollups."""
-    rows = rollup_rows(tenant, points)
-    if rows:
-        async with conn.cursor() as cursor:
-            await cursor.executemany(_ADD_ROLLUP, rows)
+    if points:
+        await conn.execute(
+            _INSERT_ROWS, {"tenant": tenant, "rows": "[]", "rollups": rollups_json(points)}
+        )
 
 
 async def recompute_rollups(
@@ -262,19 +288,24 @@ async def insert_rows(
     shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
     shape_ids = await shapes(shape_docs) if shape_docs else {}
     await months(e.t for e in items)
-    params = []
+    rows: list[dict[str, Any]] = []
     points: dict[int, list[tuple[int, float, bool]]] = {}
     for item, (series, _) in zip(items, ids, strict=True):
         shape = shape_ids[item.shape] if isinstance(item.shape, str) else item.shape
-        params.append({
-            "tenant": tenant, "series": series, "t": item.t, "whole": item.whole,
-            "num": item.num, "shape": shape, "doc": item.doc, "rec": item.rec,
+        rows.append({
+            "series": series, "t": item.t, "whole": item.whole, "num": item.num,
+            "shape": shape, "doc": item.doc, "rec": item.rec,
         })  # fmt: skip
         if item.num is not None:
             points.setdefault(series, []).append((item.t, item.num, item.whole))
-    async with conn.cursor() as cursor:
-        await cursor.executemany(_INSERT_ROW, params)
-    await add_to_rollups(conn, tenant, points)
+    cursor = await conn.execute(
+        _INSERT_ROWS,
+        {"tenant": tenant, "rows": orjson.dumps(rows).decode(), "rollups": rollups_json(points)},
+    )
+    added = {(series, t) for series, t in await cursor.fetchall()}
+    for row in rows:
+        if (row["series"], row["t"]) not in added:
+            await conn.execute(_INSERT_LATER, {"tenant": tenant, **row})
 
 
 async def record_change(
