@@ -32,6 +32,7 @@ from burgo.store.history_rows import (
 )
 from burgo.store.postgres.core import Connection, PostgresCore, translate_error
 from burgo.store.postgres.temporal_read import (
+    ShapeDocs,
     aggregate_series,
     read_instances,
     select_entities,
@@ -68,6 +69,7 @@ class PostgresTemporal(PostgresCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._shapes: dict[str, int] = {}
+        self._shape_docs = ShapeDocs()
         self._months: set[int] = set()
         self._history_figures: dict[str, float] = {}
         self._change_hooks.append(self._record_history)
@@ -179,7 +181,7 @@ class PostgresTemporal(PostgresCore):
         """Entities with their instances in range (or aggregated), a page of them."""
         await self._check_tenant(tenant)
         async with self._transaction() as conn:
-            rows = await select_entities(conn, tenant, selection, query)
+            rows = await select_entities(conn, tenant, selection, self._shape_docs, query)
             rows = rows[selection.offset : selection.offset + selection.limit]
             if not rows:
                 return HistoryPage([])
@@ -188,11 +190,15 @@ class PostgresTemporal(PostgresCore):
             for series in await select_series(conn, tenant, list(by_entity), selection.attrs):
                 attrs = by_entity[series.entity_id]
                 if aggregation is not None:
-                    aggregated = await aggregate_series(conn, tenant, series, query, aggregation)
+                    aggregated = await aggregate_series(
+                        conn, tenant, series, query, aggregation, self._shape_docs
+                    )
                     if aggregated is not None:
                         attrs.setdefault(series.attr, []).append(aggregated)
                     continue
-                instances, more = await read_instances(conn, tenant, series, query, max_instances)
+                instances, more = await read_instances(
+                    conn, tenant, series, query, max_instances, self._shape_docs
+                )
                 truncated = truncated or more
                 if instances:
                     times += (instances[0].time, instances[-1].time)
@@ -210,7 +216,7 @@ class PostgresTemporal(PostgresCore):
         """Entities with history matching the selection (q and geo-query in ``query``'s range)."""
         await self._check_tenant(tenant)
         async with self._transaction() as conn:
-            return len(await select_entities(conn, tenant, selection, query))
+            return len(await select_entities(conn, tenant, selection, self._shape_docs, query))
 
     # -- provision -------------------------------------------------------------------------------
 
@@ -345,7 +351,7 @@ class PostgresTemporal(PostgresCore):
                 if s.id == series_id
             )
             instances, _ = await read_instances(
-                conn, tenant, series, TemporalQuery(t, t + 1), 10_000
+                conn, tenant, series, TemporalQuery(t, t + 1), 10_000, self._shape_docs
             )
             current = next(i for i in instances if i.instance_id == instance_id)
             new = change(current.attribute)

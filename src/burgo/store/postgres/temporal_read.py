@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,18 +36,38 @@ from burgo.store.postgres.core import Connection
 from burgo.store.temporal import HistorySelection
 
 _EVERY_INSTANCE = 2**62
-_COLUMNS = "h.t, h.seq, h.whole, h.num, h.shape, h.doc, h.rec, s.doc"
-_FROM = (
-    "FROM history h LEFT JOIN history_shapes s ON s.id = h.shape "
-    "WHERE h.tenant = %s AND h.series = %s"
-)
+_COLUMNS = "h.t, h.seq, h.whole, h.num, h.shape, h.doc, h.rec"
+# Read in key order from one index, no join: shapes are looked up in ShapeDocs.
+_FROM = "FROM history h WHERE h.tenant = %s AND h.series = %s"
+_SHAPE = 4
 _PLAIN: dict[str, Any] = {"type": "Property"}
+
+
+class ShapeDocs:
+    """The documents of interned shapes by id, read once per process (shapes are only added)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[int, str] = {}
+
+    async def complete(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Read the documents of the shapes ``rows`` use that are not known yet."""
+        missing = {
+            row[_SHAPE]
+            for row in rows
+            if row[_SHAPE] is not None and row[_SHAPE] >= 0 and row[_SHAPE] not in self.docs
+        }
+        if missing:
+            cursor = await conn.execute(
+                "SELECT id, doc FROM history_shapes WHERE id = ANY(%s)", (list(missing),)
+            )
+            self.docs.update(await cursor.fetchall())
 
 
 async def select_entities(
     conn: Connection,
     tenant: str,
     selection: HistorySelection,
+    shapes: ShapeDocs,
     query: TemporalQuery | None = None,
 ) -> list[EntityRow]:
     """Every entity of ``tenant`` matching the selection (ids, pattern, types, attrs; q and
@@ -80,7 +100,9 @@ async def select_entities(
     ]
     if selection.q is None and selection.geo is None:
         return rows
-    return [row for row in rows if await _passes_filters(conn, tenant, row, selection, query)]
+    return [
+        row for row in rows if await _passes_filters(conn, tenant, row, selection, shapes, query)
+    ]
 
 
 async def _passes_filters(
@@ -88,6 +110,7 @@ async def _passes_filters(
     tenant: str,
     row: EntityRow,
     selection: HistorySelection,
+    shapes: ShapeDocs,
     query: TemporalQuery | None,
 ) -> bool:
     """Whether the entity's instances in the query's range pass its q and geo-query."""
@@ -96,7 +119,9 @@ async def _passes_filters(
     if names:
         window = filter_window(query)
         for series in await select_series(conn, tenant, [row.id], names):
-            instances, _ = await read_instances(conn, tenant, series, window, _EVERY_INSTANCE)
+            instances, _ = await read_instances(
+                conn, tenant, series, window, _EVERY_INSTANCE, shapes
+            )
             found.setdefault(series.attr, []).extend(i.attribute for i in instances)
     return history_matches(
         selection.q, selection.geo, row.id, row.types, found, from_millis(row.created_at)
@@ -141,7 +166,12 @@ def _time_filter(query: TemporalQuery) -> tuple[str, str, list[Any]]:
 
 
 async def read_instances(
-    conn: Connection, tenant: str, series: Series, query: TemporalQuery, limit: int
+    conn: Connection,
+    tenant: str,
+    series: Series,
+    query: TemporalQuery,
+    limit: int,
+    shapes: ShapeDocs,
 ) -> tuple[list[TemporalInstance], bool]:
     """Instances of a series in the query's range, oldest first (the last N with ``last_n``),
     at most ``limit``; and whether more were left out."""
@@ -159,13 +189,17 @@ async def read_instances(
     rows = rows[:wanted]
     if backwards:
         rows.reverse()
+    await shapes.complete(conn, rows)
     cache: dict[Any, Any] = {}
-    return [decode(series, row, cache) for row in rows], more
+    return [decode(series, row, cache, shapes.docs) for row in rows], more
 
 
-def decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> TemporalInstance:
+def decode(
+    series: Series, row: Sequence[Any], cache: dict[Any, Any], shape_docs: Mapping[int, str]
+) -> TemporalInstance:
     """The instance of a history row (selected as ``_COLUMNS`` and its time)."""
-    t, seq, whole, num, shape, doc, rec, shape_doc, time = row
+    t, seq, whole, num, shape, doc, rec, time = row
+    shape_doc = shape_docs.get(shape) if shape is not None else None
     if num is not None and whole:
         num = int(num)
     stamp = rec if rec is not None else t
@@ -176,9 +210,12 @@ def decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> Tempora
     key = instance_id(series.id, t, seq)
     if num is not None and doc is None:
         # A number with an interned shape (never sub-attributes) or none: the common case.
-        base = cache.get(shape_doc) if shape_doc is not None else _PLAIN
-        if base is None:
-            base = cache[shape_doc] = orjson.loads(shape_doc)
+        base: dict[str, Any] = _PLAIN
+        if shape_doc is not None:
+            found = cache.get(shape_doc)
+            base = (
+                found if found is not None else cache.setdefault(shape_doc, orjson.loads(shape_doc))
+            )
         attribute = Attribute(
             AttrKind.PROPERTY,
             num,
@@ -211,6 +248,7 @@ async def aggregate_series(
     series: Series,
     query: TemporalQuery,
     aggregation: Aggregation,
+    shapes: ShapeDocs,
 ) -> AggregatedSeries | None:
     """The aggregated values of one series (None when it has no instance in range)."""
     where, column, args = _time_filter(query)
@@ -249,10 +287,10 @@ async def aggregate_series(
             f"SELECT {_COLUMNS}, {column} {_FROM}{where} ORDER BY {column}, h.seq",
             [tenant, series.id, *args],
         )
+        rows = await cursor.fetchall()
+        await shapes.complete(conn, rows)
         cache: dict[Any, Any] = {}
-        points = [
-            (row[8], decode(series, row, cache).attribute.value) for row in await cursor.fetchall()
-        ]
+        points = [(row[7], decode(series, row, cache, shapes.docs).attribute.value) for row in rows]
         values = aggregate(points, aggregation.methods, aggregation.duration, bounds[0], bounds[-1])
     if query.last_n is not None:
         values = {m: triples[-query.last_n :] for m, triples in values.items()}
