@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg_pool import PoolTimeout
 
 from burgo.ngsild.duration import DAY
-from burgo.ngsild.errors import BadRequestData, ResourceNotFound
+from burgo.ngsild.errors import BadRequestData, ResourceNotFound, ServiceUnavailable
 from burgo.ngsild.model import Attribute, Instances
 from burgo.ngsild.temporal import (
     Aggregation,
@@ -103,6 +104,22 @@ class PostgresTemporal(PostgresCore):
         finally:
             await conn.close()
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Connection]:
+        """A pooled connection for reads: each statement on its own (no BEGIN and COMMIT round
+        trips, which a busy machine makes costly); driver errors leave as NGSI-LD errors."""
+        if self._pool is None:
+            raise ServiceUnavailable("The store is not open")
+        try:
+            async with self._pool.connection() as conn:
+                await conn.set_autocommit(True)
+                try:
+                    yield conn
+                finally:
+                    await conn.set_autocommit(False)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+
     async def _shape_ids(self, docs: Sequence[str]) -> Mapping[str, int]:
         """The ids of interned shapes, added (and committed) if new."""
         missing = [doc for doc in dict.fromkeys(docs) if doc not in self._shapes]
@@ -180,7 +197,7 @@ class PostgresTemporal(PostgresCore):
     ) -> HistoryPage:
         """Entities with their instances in range (or aggregated), a page of them."""
         await self._check_tenant(tenant)
-        async with self._transaction() as conn:
+        async with self._reading() as conn:
             rows = await select_entities(conn, tenant, selection, self._shape_docs, query)
             rows = rows[selection.offset : selection.offset + selection.limit]
             if not rows:
@@ -215,7 +232,7 @@ class PostgresTemporal(PostgresCore):
     ) -> int:
         """Entities with history matching the selection (q and geo-query in ``query``'s range)."""
         await self._check_tenant(tenant)
-        async with self._transaction() as conn:
+        async with self._reading() as conn:
             return len(await select_entities(conn, tenant, selection, self._shape_docs, query))
 
     # -- provision -------------------------------------------------------------------------------
