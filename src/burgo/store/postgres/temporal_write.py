@@ -31,35 +31,60 @@ from burgo.store.postgres.core import Connection
 # A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
 Row = tuple[int, bool, float | None, int | None, str | None, int | None]
 # Integers beyond this are kept exactly in the row's document, not as a double; numbers beyond
-# _HUGE too (their squares would overflow the rollups).
+# beyond _HUGE or closer to zero than _TINY too (their squares would overflow or underflow, which
+# PostgreSQL refuses).
 _EXACT = 2**53
 _HUGE = 1e150
+_TINY = 1e-150
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SeriesKey = tuple[str, str, str]  # entity id, attribute, datasetId ('' for none)
 
 ShapeIds = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
 Months = Callable[[Iterable[int]], Awaitable[None]]
 
-# One statement per entity write: its rows and their rollups, handed over as JSON (cheaper to
-# send than arrays). A row meets a conflict only when its series already has one at that time;
-# those come back and take the next seq at that time (``_INSERT_LATER``). Nothing here reads the
-# partitioned table without its time, so the planner looks at one partition.
-_INSERT_ROWS = (
-    "WITH added AS (INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
-    "SELECT %(tenant)s, u.series, u.t, 0, u.whole, u.num, u.shape, u.doc, u.rec "
-    "FROM json_to_recordset(%(rows)s::json) AS u(series bigint, t bigint, whole boolean, "
-    "num float8, shape integer, doc text, rec bigint) "
+# One statement (one round trip) per entity write: its rows, handed over as JSON, find their
+# series by key, go into history and their rollups, and mark series that stop being only numbers.
+# What it could not insert comes back: rows of series that do not exist yet ('new': created, then
+# recorded again) and rows whose series has one at that time already ('later': ``_INSERT_LATER``).
+# Nothing reads the partitioned table without its time, so the planner looks at one partition.
+_RECORD = (
+    "WITH r AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS u(entity_id text, attr text, "
+    "dataset_id text, mixed boolean, t bigint, whole boolean, num float8, shape integer, "
+    "doc text, rec bigint)), "
+    "f AS (SELECT s.id AS series, s.mixed AS was_mixed, r.* FROM r JOIN history_series s "
+    "ON s.tenant = %(tenant)s AND s.entity_id = r.entity_id AND s.attr = r.attr "
+    "AND s.dataset_id = r.dataset_id), "
+    "remixed AS (UPDATE history_series SET mixed = true WHERE tenant = %(tenant)s "
+    "AND id IN (SELECT series FROM f WHERE mixed AND NOT was_mixed)), "
+    "added AS (INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
+    "SELECT %(tenant)s, series, t, 0, whole, num, shape, doc, rec FROM f "
     "ON CONFLICT DO NOTHING RETURNING series, t), "
-    "rolled AS (INSERT INTO history_rollups AS r "
+    "rolled AS (INSERT INTO history_rollups AS x "
+    "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
+    "SELECT %(tenant)s, f.series, g.grain, f.t - ((f.t %% g.grain) + g.grain) %% g.grain, "
+    "count(*), sum(f.num), min(f.num), max(f.num), sum(f.num * f.num), bool_and(f.whole) "
+    "FROM f CROSS JOIN (VALUES (3600000), (86400000)) AS g(grain) WHERE f.num IS NOT NULL "
+    "GROUP BY 2, 3, 4 "
+    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
+    "n = x.n + excluded.n, total = x.total + excluded.total, low = least(x.low, excluded.low), "
+    "high = greatest(x.high, excluded.high), sumsq = x.sumsq + excluded.sumsq, "
+    "whole = x.whole AND excluded.whole) "
+    "SELECT 'new', r.entity_id, r.attr, r.dataset_id, NULL::bigint FROM r WHERE NOT EXISTS "
+    "(SELECT 1 FROM f WHERE f.entity_id = r.entity_id AND f.attr = r.attr "
+    "AND f.dataset_id = r.dataset_id) "
+    "UNION ALL SELECT 'later', f.entity_id, f.attr, f.dataset_id, f.series FROM f "
+    "WHERE NOT EXISTS (SELECT 1 FROM added a WHERE a.series = f.series AND a.t = f.t)"
+)
+_ADD_ROLLUPS = (
+    "INSERT INTO history_rollups AS x "
     "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
     "SELECT %(tenant)s, u.* FROM json_to_recordset(%(rollups)s::json) AS u(series bigint, "
     "grain integer, bucket bigint, n bigint, total float8, low float8, high float8, "
     "sumsq float8, whole boolean) "
     "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
-    "n = r.n + excluded.n, total = r.total + excluded.total, low = least(r.low, excluded.low), "
-    "high = greatest(r.high, excluded.high), sumsq = r.sumsq + excluded.sumsq, "
-    "whole = r.whole AND excluded.whole) "
-    "SELECT series, t FROM added"
+    "n = x.n + excluded.n, total = x.total + excluded.total, low = least(x.low, excluded.low), "
+    "high = greatest(x.high, excluded.high), sumsq = x.sumsq + excluded.sumsq, "
+    "whole = x.whole AND excluded.whole"
 )
 _INSERT_LATER = (
     "INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
@@ -118,6 +143,10 @@ class Encoded:
         return self.num is None and self.shape != DELETED
 
 
+def _storable(value: float) -> bool:
+    return value == 0 or _TINY <= abs(value) <= _HUGE
+
+
 def encode(key: SeriesKey, attr: Attribute, rec: int, memo: Memo) -> Encoded:
     """The row of one instance recorded at ``rec`` (epoch ms); the shape as its document."""
     observed = memo.millis(attr.observed_at) if attr.observed_at is not None else None
@@ -128,7 +157,7 @@ def encode(key: SeriesKey, attr: Attribute, rec: int, memo: Memo) -> Encoded:
     if (
         attr.kind == AttrKind.PROPERTY
         and is_number(value)
-        and (-_HUGE <= value <= _HUGE if type(value) is float else -_EXACT <= value <= _EXACT)
+        and (_storable(value) if type(value) is float else -_EXACT <= value <= _EXACT)
     ):
         whole = type(value) is int
         rest = history_doc(attr, True, with_value=False)
@@ -231,7 +260,7 @@ def rollup_rows(
 
 
 def rollups_json(points: Mapping[int, Sequence[tuple[int, float, bool]]]) -> str:
-    """The rollup rows of ``points`` as the JSON ``_INSERT_ROWS`` takes."""
+    """The rollup rows of ``points`` as the JSON ``_ADD_ROLLUPS`` takes."""
     rows = rollup_rows("", points)
     return orjson.dumps([dict(zip(_ROLLUP_FIELDS, row[1:], strict=True)) for row in rows]).decode()
 
@@ -241,9 +270,7 @@ async def add_to_rollups(
 ) -> None:
     """Add numeric ``(t, value, whole)`` points, by series, to the hourly and daily rollups."""
     if points:
-        await conn.execute(
-            _INSERT_ROWS, {"tenant": tenant, "rows": "[]", "rollups": rollups_json(points)}
-        )
+        await conn.execute(_ADD_ROLLUPS, {"tenant": tenant, "rollups": rollups_json(points)})
 
 
 async def recompute_rollups(
@@ -276,36 +303,33 @@ async def recompute_rollups(
                 )
 
 
-async def insert_rows(
-    conn: Connection,
-    tenant: str,
-    items: Sequence[Encoded],
-    ids: Sequence[tuple[int, bool]],
-    shapes: ShapeIds,
-    months: Months,
+async def record_rows(
+    conn: Connection, tenant: str, items: Sequence[Encoded], shapes: ShapeIds, months: Months
 ) -> None:
-    """Insert the instances of ``items`` (their series ``ids``) and add them to the rollups."""
+    """Insert the instances of ``items`` and add them to the rollups, creating their series if
+    new (in the common case, one statement)."""
     shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
     shape_ids = await shapes(shape_docs) if shape_docs else {}
     await months(e.t for e in items)
-    rows: list[dict[str, Any]] = []
-    points: dict[int, list[tuple[int, float, bool]]] = {}
-    for item, (series, _) in zip(items, ids, strict=True):
+    rows: dict[SeriesKey, dict[str, Any]] = {}
+    for item in items:
         shape = shape_ids[item.shape] if isinstance(item.shape, str) else item.shape
-        rows.append({
-            "series": series, "t": item.t, "whole": item.whole, "num": item.num,
+        rows[item.key] = {
+            "entity_id": item.key[0], "attr": item.key[1], "dataset_id": item.key[2],
+            "mixed": item.mixed, "t": item.t, "whole": item.whole, "num": item.num,
             "shape": shape, "doc": item.doc, "rec": item.rec,
-        })  # fmt: skip
-        if item.num is not None:
-            points.setdefault(series, []).append((item.t, item.num, item.whole))
-    cursor = await conn.execute(
-        _INSERT_ROWS,
-        {"tenant": tenant, "rows": orjson.dumps(rows).decode(), "rollups": rollups_json(points)},
-    )
-    added = {(series, t) for series, t in await cursor.fetchall()}
-    for row in rows:
-        if (row["series"], row["t"]) not in added:
-            await conn.execute(_INSERT_LATER, {"tenant": tenant, **row})
+        }  # fmt: skip
+    params = {"tenant": tenant, "rows": orjson.dumps(list(rows.values())).decode()}
+    cursor = await conn.execute(_RECORD, params)
+    left = await cursor.fetchall()
+    new = [e for e in items if ("new", *e.key, None) in left]
+    if new:
+        await series_ids(conn, tenant, new)
+        await record_rows(conn, tenant, new, shapes, months)
+    for _, *key, series in left:
+        if series is not None:
+            row = rows[(key[0], key[1], key[2])]
+            await conn.execute(_INSERT_LATER, {"tenant": tenant, "series": series, **row})
 
 
 async def record_change(
@@ -332,5 +356,4 @@ async def record_change(
         items += [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
     items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
     if items:
-        ids = await series_ids(conn, tenant, items)
-        await insert_rows(conn, tenant, items, ids, shapes, months)
+        await record_rows(conn, tenant, items, shapes, months)
