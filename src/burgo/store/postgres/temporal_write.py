@@ -303,6 +303,18 @@ async def recompute_rollups(
                 )
 
 
+async def create_series(conn: Connection, tenant: str, items: Sequence[Encoded]) -> None:
+    """Create the series of ``items`` that do not exist yet (those that do are left as they are:
+    recording their rows marks them mixed where needed)."""
+    await conn.execute(
+        "INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed) "
+        "SELECT %s, u.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+        "%s::boolean[]) AS u ON CONFLICT DO NOTHING",
+        (tenant, [e.key[0] for e in items], [e.key[1] for e in items],
+         [e.key[2] for e in items], [e.kind for e in items], [e.mixed for e in items]),
+    )  # fmt: skip
+
+
 async def record_rows(
     conn: Connection, tenant: str, items: Sequence[Encoded], shapes: ShapeIds, months: Months
 ) -> None:
@@ -354,6 +366,8 @@ async def record_change(
             await touch_entity(conn, tenant, entity_id, after.types, at)
         changed, deleted = changed_instances(before, after)
         items += [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
+        if before is None and items:  # a new entity: its series are most likely new too
+            await create_series(conn, tenant, items)
     items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
     if items:
         await record_rows(conn, tenant, items, shapes, months)
