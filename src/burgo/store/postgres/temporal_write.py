@@ -303,15 +303,31 @@ async def recompute_rollups(
                 )
 
 
-async def create_series(conn: Connection, tenant: str, items: Sequence[Encoded]) -> None:
-    """Create the series of ``items`` that do not exist yet (those that do are left as they are:
-    recording their rows marks them mixed where needed)."""
+async def start_entity(
+    conn: Connection,
+    tenant: str,
+    entity_id: str,
+    types: Sequence[str],
+    at: int,
+    items: Sequence[Encoded],
+) -> None:
+    """Record a new entity (or one seen again) with its types from ``at``, and create the series
+    of ``items`` that do not exist yet, in one statement (recording their rows then marks them
+    mixed where needed)."""
+    series = [
+        {"entity_id": e.key[0], "attr": e.key[1], "dataset_id": e.key[2], "kind": e.kind,
+         "mixed": e.mixed}
+        for e in items
+    ]  # fmt: skip
     await conn.execute(
+        "WITH e AS (INSERT INTO history_entities (tenant, id, types, created_at, deleted_at) "
+        "VALUES (%(tenant)s, %(id)s, %(types)s, %(at)s, NULL) ON CONFLICT (tenant, id) "
+        "DO UPDATE SET types = excluded.types, deleted_at = NULL) "
         "INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed) "
-        "SELECT %s, u.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-        "%s::boolean[]) AS u ON CONFLICT DO NOTHING",
-        (tenant, [e.key[0] for e in items], [e.key[1] for e in items],
-         [e.key[2] for e in items], [e.kind for e in items], [e.mixed for e in items]),
+        "SELECT %(tenant)s, u.* FROM json_to_recordset(%(series)s::json) AS u(entity_id text, "
+        "attr text, dataset_id text, kind text, mixed boolean) ON CONFLICT DO NOTHING",
+        {"tenant": tenant, "id": entity_id, "types": list(dict.fromkeys(types)), "at": at,
+         "series": orjson.dumps(series).decode()},
     )  # fmt: skip
 
 
@@ -362,12 +378,12 @@ async def record_change(
             (at, tenant, entity_id),
         )
     else:
-        if before is None or before.types != after.types:
-            await touch_entity(conn, tenant, entity_id, after.types, at)
         changed, deleted = changed_instances(before, after)
         items += [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
-        if before is None and items:  # a new entity: its series are most likely new too
-            await create_series(conn, tenant, items)
+        if before is None:  # a new entity: its series are most likely new too
+            await start_entity(conn, tenant, entity_id, after.types, at, items)
+        elif before.types != after.types:
+            await touch_entity(conn, tenant, entity_id, after.types, at)
     items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
     if items:
         await record_rows(conn, tenant, items, shapes, months)
