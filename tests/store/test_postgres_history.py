@@ -1,6 +1,6 @@
 """History on PostgreSQL: what only its monthly partitions have to get right (the history contract
 runs in test_contract.py): months added on demand by several processes at once, and old months
-dropped whole by retention."""
+emptied whole by retention."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from burgo.ngsild.duration import DAY, Duration
 from burgo.ngsild.model import Attribute, AttrKind
@@ -42,14 +43,19 @@ def daily(first: int, days: int) -> tuple[Attribute, ...]:
     )
 
 
-def months(url: str) -> set[str]:
-    """The history table's partitions."""
+def months(url: str) -> dict[str, int]:
+    """The history table's partitions, with the rows each holds."""
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
+        names = conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = 'history'::regclass"
         ).fetchall()
-    return {row[0] for row in rows}
+        return {
+            name: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+            ).fetchall()[0][0]
+            for (name,) in names
+        }
 
 
 async def values(store: PostgresStore, entity_id: str) -> list[int]:
@@ -60,30 +66,34 @@ async def values(store: PostgresStore, entity_id: str) -> list[int]:
     return [i.attribute.value for i in page.entities[0].attrs.get(TEMPERATURE, ())]
 
 
-async def test_old_months_are_dropped_whole_and_their_rollups_stay(
+async def test_old_months_are_emptied_whole_and_their_rollups_stay(
     pg_store: PostgresStore, empty_postgres: str
 ) -> None:
     for entity_id in ("urn:a:1", "urn:a:2"):
         await pg_store.add_history(
             DEFAULT_TENANT, entity_id, (ROOM,), {TEMPERATURE: daily(JAN_1, 80)}
         )
-    assert {"history_202401", "history_202402", "history_202403"} <= months(empty_postgres)
+    assert {"history_202401", "history_202402", "history_202403"} <= set(months(empty_postgres))
     await pg_store.set_retention(DEFAULT_TENANT, ALL_TYPES, 10)
     report = await pg_store.prune_history(MAR_1 + 19 * DAY + 3_600_000, None)
     # Cutoff 10 March: January and February go whole, then the first 9 days of March.
     assert report.instances == 2 * (31 + 29 + 9)
     assert report.series == 2
-    assert not {"history_202401", "history_202402"} & months(empty_postgres)
-    assert "history_202403" in months(empty_postgres)
-    assert await values(pg_store, "urn:a:1") == list(range(69, 80))
+    left = months(empty_postgres)
+    assert (left["history_202401"], left["history_202402"], left["history_202403"]) == (0, 0, 22)
+    # A late instance for an emptied month still has its partition.
+    late = {TEMPERATURE: daily(JAN_1 + 5 * DAY, 1)}
+    await pg_store.add_history(DEFAULT_TENANT, "urn:a:1", None, late)
+    assert months(empty_postgres)["history_202401"] == 1
+    assert await values(pg_store, "urn:a:1") == [0, *range(69, 80)]
     monthly = Aggregation(("totalCount", "max"), Duration(1, 0))
     page = await pg_store.query_history(
         DEFAULT_TENANT, HistorySelection(ids=("urn:a:1",)), TemporalQuery(start=JAN_1),
         max_instances=1, aggregation=monthly,
     )  # fmt: skip
     counts = page.entities[0].aggregated[TEMPERATURE][0].values["totalCount"]
-    assert [count for count, _, _ in counts] == [31, 29, 20]
-    assert (await pg_store.history_stats())["burgo_history_instances"] == 2 * 11
+    assert [count for count, _, _ in counts] == [32, 29, 20]
+    assert (await pg_store.history_stats())["burgo_history_instances"] == 2 * 11 + 1
 
 
 async def test_an_entity_kept_for_ever_keeps_every_month(
@@ -99,7 +109,7 @@ async def test_an_entity_kept_for_ever_keeps_every_month(
     await pg_store.set_retention(DEFAULT_TENANT, ROOM, 10)
     report = await pg_store.prune_history(MAR_1 + 19 * DAY, None)
     assert report.instances == 31 + 29 + 9
-    assert {"history_202401", "history_202402"} <= months(empty_postgres)
+    assert months(empty_postgres)["history_202401"] == 31
     assert await values(pg_store, "urn:a:lamp") == list(range(80))
     assert await values(pg_store, "urn:a:room") == list(range(69, 80))
 

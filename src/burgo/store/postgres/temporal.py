@@ -1,6 +1,6 @@
 """History in PostgreSQL: recorded by a change hook in every entity write's transaction, in a
 history table partitioned by month, read back over time, aggregated from hourly and daily
-rollups, imported, corrected and pruned by retention policy (whole months dropped at once when
+rollups, imported, corrected and pruned by retention policy (whole months emptied at once when
 every policy lets them go)."""
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ class PostgresTemporal(PostgresCore):
 
     async def prune_history(self, now_ms: int, default_raw_days: int | None) -> PruneReport:
         """Remove raw instances older than their policy allows, whole days at a time; a month
-        older than every entity's cutoff goes as a whole partition."""
+        older than every entity's cutoff is emptied as a whole partition."""
         policies = {(p.tenant, p.entity_type): p.raw_days for p in await self.list_retention()}
         async with self._transaction() as conn:
             cursor = await conn.execute("SELECT tenant, id, types FROM history_entities")
@@ -436,8 +436,8 @@ class PostgresTemporal(PostgresCore):
             work.setdefault((tenant, cutoff), []).append(entity_id)
         removed, touched = 0, set()
         if work and not kept_for_ever:
-            dropped, series = await self._drop_months(min(cutoff for _, cutoff in work))
-            removed += dropped
+            emptied, series = await self._empty_months(min(cutoff for _, cutoff in work))
+            removed += emptied
             touched |= series
         for (tenant, cutoff), entity_ids in work.items():
             async with self._transaction() as conn:
@@ -455,9 +455,10 @@ class PostgresTemporal(PostgresCore):
         await self.history_stats()
         return PruneReport(removed, len(touched))
 
-    async def _drop_months(self, cutoff: int) -> tuple[int, set[int]]:
-        """Drop the partitions of months that end before ``cutoff``: the instances and series
-        they held."""
+    async def _empty_months(self, cutoff: int) -> tuple[int, set[int]]:
+        """Empty at once the partitions of months that end before ``cutoff``: the instances and
+        series they held. Each month stays attached (empty), so no process can miss it when a late
+        instance for it comes; TRUNCATE frees its disk at once and leaves nothing for VACUUM."""
         async with self._side_connection() as side:
             await self._load_months(side)
             removed, series = 0, set[int]()
@@ -470,20 +471,26 @@ class PostgresTemporal(PostgresCore):
                     break
                 name = sql.Identifier(partition_name(start))
                 cursor = await side.execute(
-                    sql.SQL(
-                        "SELECT count(*), coalesce(array_agg(DISTINCT series), '{{}}') FROM {}"
-                    ).format(name)
+                    sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)
                 )
-                row = await cursor.fetchone()
-                if row is not None:
-                    removed += row[0]
-                    series |= set(row[1])
-                # Concurrently: waits for the reads going on, blocks none of them.
-                await side.execute(
-                    sql.SQL("ALTER TABLE history DETACH PARTITION {} CONCURRENTLY").format(name)
-                )
-                await side.execute(sql.SQL("DROP TABLE {}").format(name))
-                self._months.discard(start)
+                found = await cursor.fetchone()
+                if found is None or not found[0]:
+                    continue
+                async with side.transaction():
+                    # Locked first, so the rows counted are the rows removed.
+                    await side.execute(
+                        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name)
+                    )
+                    cursor = await side.execute(
+                        sql.SQL(
+                            "SELECT count(*), coalesce(array_agg(DISTINCT series), '{{}}') FROM {}"
+                        ).format(name)
+                    )
+                    row = await cursor.fetchone()
+                    if row is not None:
+                        removed += row[0]
+                        series |= set(row[1])
+                    await side.execute(sql.SQL("TRUNCATE {}").format(name))
         return removed, series
 
     async def history_stats(self) -> dict[str, float]:

@@ -2,7 +2,7 @@
 -- As on SQLite: one series per (tenant, entity, attribute, datasetId) with an integer id, and an
 -- instance per row keyed by (tenant, series, time in epoch milliseconds, seq). The history table
 -- is partitioned by month of that time; Burgo creates the partitions as instances arrive and
--- drops a whole month once every retention policy lets it go.
+-- empties a whole month at once when every retention policy lets it go.
 CREATE TABLE history_entities (
     tenant      text COLLATE "C" NOT NULL,
     id          text COLLATE "C" NOT NULL,
