@@ -4,13 +4,15 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_temporal.py                 # one year, 1-minute data
     .venv/bin/python bench/bench_temporal.py --days 30       # a quicker run
+    .venv/bin/python bench/bench_temporal.py --postgres postgresql://...   # an empty database
 
 It starts ``burgo serve`` (default settings, synchronous FULL) on a new database and:
 
 1. imports ``--days`` of 1-minute NO2 readings of one entity with ``POST /temporal/entities``, one
    week per request, and reports instances per second;
 2. stops the server (SQLite checkpoints its WAL) and reports the database file's growth per
-   instance, against the same server started and stopped with the entity but no history;
+   instance, against the same server started and stopped with the entity but no history (on
+   PostgreSQL: the history tables' size, partitions and indexes included, as /metrics reports it);
 3. restarts it and times ``GET /temporal/entities/{id}`` for one day of raw instances (1,440)
    and ``aggrMethods=avg,max&aggrPeriodDuration=PT1H`` over the whole range.
 
@@ -109,6 +111,19 @@ def db_bytes(workdir: Path) -> int:
     return sum(p.stat().st_size for p in workdir.glob("burgo.db*") if p.suffix != ".db-shm")
 
 
+def history_bytes(port: int) -> float:
+    """The bytes the history takes, as /metrics reports them (measured when the store opened)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    status, data, _ = call(conn, "GET", "/metrics")
+    conn.close()
+    if status != 200:
+        sys.exit(f"bench: /metrics answered {status}")
+    for line in data.decode().splitlines():
+        if line.startswith("burgo_history_bytes "):
+            return float(line.split()[1])
+    sys.exit("bench: /metrics has no burgo_history_bytes")
+
+
 def percentile(values: list[float], share: float) -> float:
     """The ``share`` percentile (nearest rank)."""
     ordered = sorted(values)
@@ -122,23 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=100, help="timed raw reads")
     parser.add_argument("--aggregate-runs", type=int, default=20, help="timed aggregated reads")
     parser.add_argument("--warmup", type=int, default=10, help="untimed reads before each")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="serve from this empty PostgreSQL database, not SQLite")  # fmt: skip
     args = parser.parse_args(argv)
+    db = args.postgres
     with tempfile.TemporaryDirectory(prefix="burgo-bench-temporal-") as tmp:
         workdir = Path(tmp)
-        with running_server("FULL", workdir) as (_, port, _):
+        with running_server("FULL", workdir, db) as (_, port, _):
             conn = http.client.HTTPConnection(HOST, port, timeout=60)
             status, _, _ = call(conn, "POST", TEMPORAL, week_body(-1, 1))
             if status != 201:
                 sys.exit(f"bench: creating the entity answered {status}")
-        empty = db_bytes(workdir)
-        with running_server("FULL", workdir) as (_, port, _):
+        empty: float = db_bytes(workdir)
+        with running_server("FULL", workdir, db) as (_, port, _):
             instances, seconds = import_history(port, args.days)
-        full = db_bytes(workdir)
-        with running_server("FULL", workdir) as (_, port, _):
+        full: float = db_bytes(workdir)
+        with running_server("FULL", workdir, db) as (_, port, _):
             day = START + timedelta(days=args.days // 2)
             raw = f"{TEMPORAL}/{ENTITY}?" + urlencode({
                 "attrs": "no2", "timerel": "between", "timeAt": stamp(day),
                 "endTimeAt": stamp(day + timedelta(days=1))})  # fmt: skip
+            if db is not None:
+                full = history_bytes(port)
             # Each reader thread's SQLite connection is opened by its first read: warm them up.
             raw_ms = timed(port, raw, args.runs, 1440, "", warmup=args.warmup)
             end = START + timedelta(days=args.days)
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             agg_ms = timed(
                 port, aggregated, args.aggregate_runs, args.days * 24, "avg", warmup=args.warmup
             )
-    per_instance = (full - empty) / instances
+    per_instance = (full - (empty if db is None else 0)) / instances
     rows = [
         ("import (POST /temporal/entities, a week per request)",
          f"{instances / seconds:,.0f} instances/s ({seconds:.1f} s)"),
@@ -161,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{statistics.median(agg_ms):.1f} / {percentile(agg_ms, 0.95):.1f} / "
          f"{max(agg_ms):.1f} ms"),
     ]  # fmt: skip
-    print(f"{args.days} days of 1-minute data ({instances:,} instances), one attribute.\n")
+    backend = "PostgreSQL" if db is not None else "SQLite"
+    print(f"{args.days} days of 1-minute data ({instances:,} instances), one attribute, "
+          f"{backend}.\n")  # fmt: skip
     print("| figure | value |\n|---|---:|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -123,6 +123,10 @@ def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_F
 
 def _history_store(db: str | None, config: Path) -> tuple[Settings, Any]:
     settings = _settings({"db": db}, config)
+    if settings.uses_postgresql:
+        from burgo.store.postgres import PostgresStore
+
+        return settings, PostgresStore(settings.db, max_connections=2)
     if not Path(settings.db).is_file():
         typer.echo(f"burgo: no database at {settings.db}", err=True)
         raise typer.Exit(1)
@@ -184,7 +188,12 @@ def history_retention(
         finally:
             await store.close()
 
-    for policy in asyncio.run(run()):
+    try:
+        policies = asyncio.run(run())
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    for policy in policies:
         kind = policy.entity_type or "(all types)"
         typer.echo(f"tenant {policy.tenant or '(default)'}: {kind}: {policy.raw_days} days")
 

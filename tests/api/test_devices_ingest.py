@@ -27,7 +27,7 @@ from tests.api.device_checks import (
     sdm_link,
     status,
 )
-from tests.api.entity_checks import ManualClock, assert_problem
+from tests.api.entity_checks import BACKENDS, ManualClock, assert_problem, backend_database
 from tests.conftest import DATA
 
 WEATHER = (
@@ -43,9 +43,14 @@ def sample(name: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, ManualClock]]:
-    yield from device_app(tmp_path_factory.mktemp("ingest"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, ManualClock]]:
+    """One app for the module, on each backend."""
+    url = backend_database(request)
+    flags = {"db": url} if url else {}
+    yield from device_app(tmp_path_factory.mktemp("ingest"), **flags)
 
 
 @pytest.fixture

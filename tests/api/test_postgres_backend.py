@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import psycopg
 import pytest
@@ -14,11 +16,16 @@ from typer.testing import CliRunner
 from burgo.app import create_app
 from burgo.cli import app as cli_app
 from burgo.config import Settings, load_settings
-from burgo.store.postgres.migrations import available_migrations
+from burgo.ngsild.model import Entity
+from burgo.store.postgres.entities import entity_doc
+from burgo.store.postgres.migrations import available_migrations, migrate
 from tests.conftest import JSON, entity
 from tests.services import PostgresServer
 
 ENTITIES = "/ngsi-ld/v1/entities"
+TEMPORAL = "/ngsi-ld/v1/temporal/entities"
+ROOM_ID = "urn:ngsi-ld:Room:before-history"
+ROOM_IRI = "https://uri.etsi.org/ngsi-ld/default-context/Room"
 
 
 @pytest.fixture
@@ -70,12 +77,57 @@ def test_tenants_are_kept_apart_on_postgresql(pg_client: TestClient) -> None:
     assert pg_client.get(f"{ENTITIES}/{entity()['id']}", headers=fundao).status_code == 200
 
 
-def test_the_temporal_api_says_it_is_not_there_yet(pg_client: TestClient) -> None:
-    pg_client.post(ENTITIES, json=entity(), headers=JSON)
-    response = pg_client.get(f"/ngsi-ld/v1/temporal/entities/{entity()['id']}")
-    assert response.status_code == 422
-    assert response.json()["type"].endswith("OperationNotSupported")
-    assert "PostgreSQL" in response.json()["detail"]
+def test_history_is_kept_on_postgresql_partitioned_by_month(
+    pg_client: TestClient, database: str
+) -> None:
+    room = entity(
+        temperature={"type": "Property", "value": 20, "observedAt": "2024-05-01T10:00:00Z"}
+    )
+    assert pg_client.post(ENTITIES, json=room, headers=JSON).status_code == 201
+    patch = {
+        "temperature": {"type": "Property", "value": 21.5, "observedAt": "2024-06-01T10:00:00Z"}
+    }
+    response = pg_client.patch(f"{ENTITIES}/{room['id']}/attrs", json=patch, headers=JSON)
+    assert response.status_code == 204
+    history = pg_client.get(f"{TEMPORAL}/{room['id']}", params={"options": "temporalValues"})
+    assert history.status_code == 200, history.text
+    assert history.json()["temperature"]["values"] == [
+        [20, "2024-05-01T10:00:00.000Z"], [21.5, "2024-06-01T10:00:00.000Z"],
+    ]  # fmt: skip
+    with psycopg.connect(database) as conn:
+        months = conn.execute(
+            "SELECT c.relname, (SELECT count(*) FROM history) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'history'::regclass"
+        ).fetchall()
+    assert {"history_202405", "history_202406"} <= {name for name, _ in months}
+    text = pg_client.get("/metrics").text
+    assert "burgo_history_bytes " in text
+    assert "burgo_history_instances " in text
+
+
+def test_entities_stored_before_history_get_one(database: str, pg_settings: Settings) -> None:
+    created = "2024-05-01T08:00:00.000Z"
+    stored = Entity(ROOM_ID, (ROOM_IRI,), MappingProxyType({}), created_at=created,
+                    modified_at=created)  # fmt: skip
+
+    async def at_version_3() -> None:
+        conn = await psycopg.AsyncConnection.connect(database)
+        await migrate(conn, available_migrations()[:3])
+        await conn.execute(
+            "INSERT INTO entities VALUES ('', %s, %s, %s, %s, %s::json)",
+            (ROOM_ID, [ROOM_IRI], created, created, entity_doc(stored)),
+        )
+        await conn.commit()
+        await conn.close()
+
+    asyncio.run(at_version_3())
+    with TestClient(create_app(pg_settings)) as client:
+        patch = {"temperature": {"type": "Property", "value": 19}}
+        response = client.post(f"{ENTITIES}/{ROOM_ID}/attrs", json=patch, headers=JSON)
+        assert response.status_code == 204, response.text
+        history = client.get(f"{TEMPORAL}/{ROOM_ID}", params={"options": "sysAttrs"}).json()
+    assert history["createdAt"] == "2024-05-01T08:00:00.000Z"
+    assert [i["value"] for i in history["temperature"]] == [19]
 
 
 def test_metrics_report_the_connection_pool(pg_client: TestClient) -> None:

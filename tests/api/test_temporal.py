@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from burgo.store.temporal import HistoryRetention
-from tests.api.entity_checks import START, Broker, assert_problem, running_broker
+from tests.api.entity_checks import (
+    BACKENDS,
+    START,
+    Broker,
+    assert_problem,
+    backend_database,
+    running_broker,
+)
 from tests.conftest import CORE, JSON, LD, link
 
 ENTITIES = "/ngsi-ld/v1/entities"
@@ -19,11 +26,14 @@ TEMPORAL = "/ngsi-ld/v1/temporal/entities"
 QUERY = "/ngsi-ld/v1/temporal/entityOperations/query"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
     """One broker for the module, with a small instance limit to see pagination."""
     directory: Path = tmp_path_factory.mktemp("temporal")
-    with running_broker(directory, temporal_max_instances=5) as running:
+    url = backend_database(request)
+    with running_broker(directory, db=url, temporal_max_instances=5) as running:
         yield running
 
 

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.api.entity_checks import Broker, assert_problem, running_broker
+from tests.api.entity_checks import (
+    BACKENDS,
+    Broker,
+    assert_problem,
+    backend_database,
+    running_broker,
+)
 
 ENTITIES = "/ngsi-ld/v1/entities"
 TEMPORAL = "/ngsi-ld/v1/temporal/entities"
@@ -20,11 +26,13 @@ CENTRE, VILLAGE = [-7.5012, 40.1379], [-7.3100, 40.2400]
 AROUND_CENTRE = [[[-7.52, 40.12], [-7.48, 40.12], [-7.48, 40.15], [-7.52, 40.15], [-7.52, 40.12]]]
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
     """A broker whose history holds three noise sensors: quiet, loud at 10:00, and moving."""
     directory: Path = tmp_path_factory.mktemp("temporal-filters")
-    with running_broker(directory) as running:
+    with running_broker(directory, db=backend_database(request)) as running:
         client = running.client
         for name, levels, place in (("quiet", [40, 42, 41], CENTRE),
                                     ("loud", [45, 78, 50], CENTRE),

@@ -10,18 +10,27 @@ from typing import Any
 
 import pytest
 
-from tests.api.entity_checks import START, Broker, assert_problem, running_broker
+from tests.api.entity_checks import (
+    BACKENDS,
+    START,
+    Broker,
+    assert_problem,
+    backend_database,
+    running_broker,
+)
 
 TEMPORAL = "/ngsi-ld/v1/temporal/entities"
 ENTITIES = "/ngsi-ld/v1/entities"
 DATASET = "urn:ngsi-ld:Dataset:backup"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
     """One broker for the module."""
     directory: Path = tmp_path_factory.mktemp("provision")
-    with running_broker(directory) as running:
+    with running_broker(directory, db=backend_database(request)) as running:
         yield running
 
 

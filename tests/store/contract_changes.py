@@ -15,7 +15,6 @@ import pytest
 from burgo.ngsild.errors import (
     BadRequestData,
     NonexistentTenant,
-    OperationNotSupported,
     ResourceNotFound,
 )
 from burgo.ngsild.model import Attribute, AttrKind, Entity
@@ -54,17 +53,13 @@ def minute(n: int) -> str:
 
 
 async def temperatures(store: Store, entity_id: str = ROOM_1) -> list[Any]:
-    """The entity's temperature history, oldest first (the test skips on a backend that keeps
-    no history yet)."""
-    try:
-        page = await store.query_history(
-            DEFAULT_TENANT,
-            HistorySelection(ids=(entity_id,)),
-            TemporalQuery(),
-            max_instances=1000,
-        )
-    except OperationNotSupported as exc:
-        pytest.skip(f"this backend keeps no history yet: {exc.detail}")
+    """The entity's temperature history, oldest first."""
+    page = await store.query_history(
+        DEFAULT_TENANT,
+        HistorySelection(ids=(entity_id,)),
+        TemporalQuery(),
+        max_instances=1000,
+    )
     found = [e for e in page.entities if e.id == entity_id]
     if not found:
         return []

@@ -1,7 +1,6 @@
 """The history contract: what every backend's temporal store must do, against the protocol only.
 
-A backend's test module subclasses :class:`HistoryContract` and provides a ``store`` fixture that
-yields a freshly opened, empty store (as for ``StoreContract``).
+Run against every backend by ``test_contract.py`` (the ``store`` fixture of ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -232,7 +231,11 @@ class HistoryContract:
         )  # fmt: skip
         points = sorted((p for p in zip(times, values, strict=True) if p[0] >= start),
                         key=lambda p: p[0])  # fmt: skip
-        if not live:  # an import skips an instance at the time of one already recorded
+        if live:  # a write that leaves the entity as it was (same value, same time) is no change
+            pairs = list(zip(times, values, strict=True))
+            unchanged = {i for i in range(1, len(pairs)) if pairs[i] == pairs[i - 1]}
+            points = [p for i, p in enumerate(pairs) if i not in unchanged and p[0] >= start]
+        else:  # an import skips an instance at the time of one already recorded
             points = list({t: (t, v) for t, v in reversed(points)}.values())[::-1]
             points.sort(key=lambda p: p[0])
         if not points:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.store.contract import BatchContract, DeviceContract, StoreContract, SubscriptionContract
 from tests.store.contract_changes import EntityChangesContract
+from tests.store.contract_temporal import HistoryContract
 from tests.store.query_contract import QueryContract
 
 
@@ -29,3 +30,7 @@ class TestQueries(QueryContract):
 
 class TestChanges(EntityChangesContract):
     """Sequences of entity changes in one transaction, and device reports with their readings."""
+
+
+class TestHistory(HistoryContract):
+    """History recorded with every entity write, read, aggregated, imported and pruned."""

@@ -15,15 +15,14 @@ from burgo.ngsild.errors import BadRequestData, ResourceNotFound
 from burgo.ngsild.model import Attribute, Instances
 from burgo.ngsild.temporal import (
     Aggregation,
-    TemporalEntity,
     TemporalQuery,
     from_millis,
     to_millis,
 )
+from burgo.store.history_rows import parse_instance_id, raw_days, temporal_entity
 from burgo.store.sqlite.core import SqliteCore, StoredChange
 from burgo.store.sqlite.temporal_read import (
     aggregate_series,
-    parse_instance_id,
     read_instances,
     select_entities,
     select_series,
@@ -39,7 +38,6 @@ from burgo.store.sqlite.temporal_write import (
     touch_entity,
 )
 from burgo.store.temporal import (
-    ALL_TYPES,
     HistoryPage,
     HistorySelection,
     PruneReport,
@@ -107,7 +105,9 @@ class SqliteTemporal(SqliteCore):
                 if instances:
                     times += (instances[0].time, instances[-1].time)
                     attrs.setdefault(series.attr, []).extend(instances)
-            entities = [_entity(row, by_entity[row.id], aggregation is not None) for row in rows]
+            entities = [
+                temporal_entity(row, by_entity[row.id], aggregation is not None) for row in rows
+            ]
             return HistoryPage(
                 entities, truncated, min(times) if times else None, max(times) if times else None
             )
@@ -288,7 +288,7 @@ class SqliteTemporal(SqliteCore):
             for tenant, entity_id, types in conn.execute(
                 "SELECT tenant, id, types FROM history_entities"
             ).fetchall():
-                days = _raw_days(policies, tenant, types, default_raw_days)
+                days = raw_days(policies, tenant, orjson.loads(types), default_raw_days)
                 if days is None:
                     continue
                 cutoff = now_ms - days * DAY
@@ -340,15 +340,6 @@ class SqliteTemporal(SqliteCore):
         return {**super().stats(), **self._history_figures}
 
 
-def _raw_days(
-    policies: Mapping[tuple[str, str], int], tenant: str, types: str, default: int | None
-) -> int | None:
-    matching = [policies[(tenant, t)] for t in orjson.loads(types) if (tenant, t) in policies]
-    if matching:
-        return max(matching)
-    return policies.get((tenant, ALL_TYPES), default)
-
-
 def _with_modified_at(
     conn: sqlite3.Connection, shape: int | None, doc: str | None, modified_at: str
 ) -> str:
@@ -396,15 +387,3 @@ def _delete_series(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
     for table, column in (("history", "series"), ("history_rollups", "series"),
                           ("history_series", "id")):  # fmt: skip
         conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in ids])
-
-
-def _entity(row: Any, attrs: dict[str, list[Any]], aggregated: bool) -> TemporalEntity:
-    frozen = {name: tuple(items) for name, items in attrs.items()}
-    return TemporalEntity(
-        id=row.id,
-        types=row.types,
-        attrs={} if aggregated else frozen,
-        aggregated=frozen if aggregated else {},
-        created_at=from_millis(row.created_at),
-        deleted_at=from_millis(row.deleted_at) if row.deleted_at is not None else None,
-    )

@@ -12,12 +12,10 @@ import re
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from burgo.ngsild.duration import DAY, HOUR
 from burgo.ngsild.errors import BadRequestData, TooManyResults
 from burgo.ngsild.model import Attribute, AttrKind, attribute_from_storage
 from burgo.ngsild.temporal import (
@@ -31,39 +29,23 @@ from burgo.ngsild.temporal import (
     history_matches,
 )
 from burgo.ngsild.temporal_aggregate import (
-    ROLLUP_METHODS,
     Summary,
     Triple,
     aggregate,
     from_summary,
     period_starts,
 )
-from burgo.store.sqlite.temporal_write import DELETED
+from burgo.store.history_rows import (
+    DELETED,
+    EntityRow,
+    Series,
+    filter_window,
+    instance_id,
+    rollup_grain,
+)
 from burgo.store.temporal import HistorySelection
 
 _EVERY_INSTANCE = 2**62
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One stored series: an attribute instance (datasetId) of an entity."""
-
-    id: int
-    entity_id: str
-    attr: str
-    dataset_id: str | None
-    kind: AttrKind
-    mixed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EntityRow:
-    """An entity that has history."""
-
-    id: str
-    types: tuple[str, ...]
-    created_at: int
-    deleted_at: int | None
 
 
 def select_entities(
@@ -117,24 +99,13 @@ def _passes_filters(
     names = filter_attributes(selection.q, selection.geo)
     found: dict[str, list[Attribute]] = {}
     if names:
-        window = _filter_window(query)
+        window = filter_window(query)
         for series in select_series(conn, tenant, [row.id], names):
             instances, _ = read_instances(conn, series, window, _EVERY_INSTANCE)
             found.setdefault(series.attr, []).extend(i.attribute for i in instances)
     return history_matches(
         selection.q, selection.geo, row.id, row.types, found, from_millis(row.created_at)
     )
-
-
-def _filter_window(query: TemporalQuery | None) -> TemporalQuery:
-    """The instances a filter looks at: every one in the range (lastN does not narrow it;
-    deletion records hold no values, so a deletedAt query filters on recorded values)."""
-    if query is None:
-        return TemporalQuery()
-    prop = query.timeproperty
-    if prop == TimeProperty.DELETED_AT:
-        prop = TimeProperty.MODIFIED_AT
-    return TemporalQuery(query.start, query.end, prop)
 
 
 def select_series(
@@ -155,24 +126,6 @@ def select_series(
             sql + " ORDER BY attr, dataset_id", args
         )
     ]
-
-
-def instance_id(series: int, t: int, seq: int) -> str:
-    """The instanceId of a history row: stable while the row exists."""
-    return f"urn:ngsi-ld:Instance:{series}.{t}.{seq}"
-
-
-def parse_instance_id(text: str) -> tuple[int, int, int] | None:
-    """The (series, t, seq) key named by an instanceId, or None when it names none."""
-    prefix = "urn:ngsi-ld:Instance:"
-    if not text.startswith(prefix):
-        return None
-    parts = text[len(prefix) :].split(".")
-    try:
-        series, t, seq = (int(p) for p in parts)
-    except ValueError:
-        return None
-    return series, t, seq
 
 
 _COLUMNS = "h.t, h.seq, h.num, h.shape, h.doc, h.rec, s.doc"
@@ -261,22 +214,6 @@ def _decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> Tempor
 _PLAIN: dict[str, Any] = {"type": "Property"}
 
 
-def _rollup_grain(series: Series, query: TemporalQuery, aggregation: Aggregation) -> int | None:
-    """The rollup grain that answers this aggregation exactly, if any."""
-    if series.mixed or query.timeproperty != TimeProperty.OBSERVED_AT:
-        return None
-    if not set(aggregation.methods) <= ROLLUP_METHODS or query.start is None:
-        return None
-    duration = aggregation.duration
-    for grain in (DAY, HOUR):
-        if duration.months and grain != DAY:
-            continue
-        bounds_ok = query.start % grain == 0 and (query.end is None or query.end % grain == 0)
-        if bounds_ok and duration.millis % grain == 0:
-            return grain
-    return None
-
-
 def aggregate_series(
     conn: sqlite3.Connection, series: Series, query: TemporalQuery, aggregation: Aggregation
 ) -> AggregatedSeries | None:
@@ -286,7 +223,7 @@ def aggregate_series(
         f"SELECT min({column}), max({column}) FROM history h WHERE h.series = ?{where}",
         [series.id, *args],
     ).fetchone()
-    grain = _rollup_grain(series, query, aggregation)
+    grain = rollup_grain(series, query, aggregation)
     if grain is not None and last is None:
         # Raw instances pruned by retention: the rollups still know the range.
         last_bucket = conn.execute(

@@ -12,17 +12,21 @@ from typing import Any
 
 import orjson
 
-from burgo.ngsild.duration import DAY, HOUR
-from burgo.ngsild.model import ATTRIBUTE_MEMBERS, Attribute, AttrKind, Entity
+from burgo.ngsild.model import ATTRIBUTE_MEMBERS, Attribute, AttrKind
 from burgo.ngsild.temporal import millis_of
 from burgo.ngsild.temporal_aggregate import is_number
+from burgo.store.history_rows import (
+    DELETED,
+    GRAINS,
+    PLAIN,
+    Memo,
+    changed_instances,
+    history_doc,
+)
 from burgo.store.sqlite.core import StoredChange
 
-GRAINS = (HOUR, DAY)
 # Entity ids per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
-DELETED = -1
-_PLAIN = {"type": "Property"}
 # A row of the history table: t, num, shape, doc, rec.
 Row = tuple[int, Any, int | None, str | None, int | None]
 
@@ -64,8 +68,8 @@ class HistoryWriter:
         t = observed if observed is not None else rec
         rec_col = rec if observed is not None else None
         if attr.kind == AttrKind.PROPERTY and is_number(attr.value):
-            rest = _history_doc(attr, True, with_value=False)
-            if rest == _PLAIN:
+            rest = history_doc(attr, True, with_value=False)
+            if rest == PLAIN:
                 return (t, attr.value, None, None, rec_col)
             text = orjson.dumps(rest).decode()
             if all(key in ATTRIBUTE_MEMBERS for key in rest):
@@ -76,42 +80,7 @@ class HistoryWriter:
                         memo.shapes[text] = shape
                 return (t, attr.value, shape, None, rec_col)
             return (t, attr.value, None, text, rec_col)
-        return (t, None, None, orjson.dumps(_history_doc(attr, True)).decode(), rec_col)
-
-
-class Memo:
-    """What one transaction's history writes learn once: DateTimes parsed, shape ids checked."""
-
-    def __init__(self) -> None:
-        self.shapes: dict[str, int] = {}
-        self._millis: dict[str, int] = {}
-
-    def millis(self, text: str, what: str = "observedAt") -> int:
-        """Epoch milliseconds of a DateTime, parsed once per transaction."""
-        found = self._millis.get(text)
-        if found is None:
-            found = self._millis[text] = millis_of(text, what)
-        return found
-
-
-def _history_doc(attr: Attribute, top: bool, *, with_value: bool = True) -> dict[str, Any]:
-    """The stored form of an instance without system times (nor observedAt and datasetId at the
-    top, which the row's columns and series hold)."""
-    doc: dict[str, Any] = {"type": attr.kind.value}
-    if with_value:
-        doc[attr.kind.value_key] = attr.value
-    if not top:
-        if attr.dataset_id is not None:
-            doc["datasetId"] = attr.dataset_id
-        if attr.observed_at is not None:
-            doc["observedAt"] = attr.observed_at
-    if attr.unit_code is not None:
-        doc["unitCode"] = attr.unit_code
-    if attr.object_type is not None:
-        doc["objectType"] = attr.object_type
-    for name, sub in attr.sub.items():
-        doc[name] = _history_doc(sub, False)
-    return doc
+        return (t, None, None, orjson.dumps(history_doc(attr, True)).decode(), rec_col)
 
 
 def series_id(
@@ -216,24 +185,6 @@ def touch_entity(
     return False
 
 
-def _changes(
-    before: Entity | None, after: Entity
-) -> tuple[list[tuple[str, Attribute]], list[tuple[str, Attribute]]]:
-    changed = []
-    for name, instances in after.attrs.items():
-        old_instances = before.attrs.get(name, ()) if before is not None else ()
-        for attr in instances:
-            old = next((o for o in old_instances if o.dataset_id == attr.dataset_id), None)
-            if old is None or (old is not attr and old != attr):
-                changed.append((name, attr))
-    deleted = []
-    if before is not None:
-        for name, instances in before.attrs.items():
-            kept = {a.dataset_id for a in after.attrs.get(name, ())}
-            deleted += [(name, a) for a in instances if a.dataset_id not in kept]
-    return changed, deleted
-
-
 SeriesKey = tuple[str, str, str, str]
 # An instance to record: its series key, the series' kind, whether it makes the series mixed.
 _Pending = tuple[SeriesKey, str, bool, Row]
@@ -262,7 +213,7 @@ def record_changes(
         else:
             if before is None or before.types != after.types:
                 touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
-            changed, deleted = _changes(before, after)
+            changed, deleted = changed_instances(before, after)
         for name, attr in changed:
             row = writer.encode(conn, attr, at, memo)
             key = (tenant, entity_id, name, attr.dataset_id or "")

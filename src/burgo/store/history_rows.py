@@ -1,0 +1,177 @@
+"""What both backends' history shares: how an instance is stored (its document without the
+columns a row holds), which instances an entity write records, instance ids, and which rollup
+grain answers an aggregation. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from burgo.ngsild.duration import DAY, HOUR
+from burgo.ngsild.model import Attribute, AttrKind, Entity
+from burgo.ngsild.temporal import (
+    Aggregation,
+    TemporalEntity,
+    TemporalQuery,
+    TimeProperty,
+    from_millis,
+    millis_of,
+)
+from burgo.ngsild.temporal_aggregate import ROLLUP_METHODS
+from burgo.store.temporal import ALL_TYPES
+
+GRAINS = (HOUR, DAY)
+# The shape of a row that records a deletion (its doc holds the attribute's kind).
+DELETED = -1
+PLAIN = {"type": "Property"}
+_INSTANCE = "urn:ngsi-ld:Instance:"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One stored series: an attribute instance (datasetId) of an entity."""
+
+    id: int
+    entity_id: str
+    attr: str
+    dataset_id: str | None
+    kind: AttrKind
+    mixed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """An entity that has history."""
+
+    id: str
+    types: tuple[str, ...]
+    created_at: int
+    deleted_at: int | None
+
+
+class Memo:
+    """What one transaction's history writes learn once: DateTimes parsed, shape ids checked."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[str, int] = {}
+        self._millis: dict[str, int] = {}
+
+    def millis(self, text: str, what: str = "observedAt") -> int:
+        """Epoch milliseconds of a DateTime, parsed once per transaction."""
+        found = self._millis.get(text)
+        if found is None:
+            found = self._millis[text] = millis_of(text, what)
+        return found
+
+
+def history_doc(attr: Attribute, top: bool, *, with_value: bool = True) -> dict[str, Any]:
+    """The stored form of an instance without system times (nor observedAt and datasetId at the
+    top, which the row's columns and series hold)."""
+    doc: dict[str, Any] = {"type": attr.kind.value}
+    if with_value:
+        doc[attr.kind.value_key] = attr.value
+    if not top:
+        if attr.dataset_id is not None:
+            doc["datasetId"] = attr.dataset_id
+        if attr.observed_at is not None:
+            doc["observedAt"] = attr.observed_at
+    if attr.unit_code is not None:
+        doc["unitCode"] = attr.unit_code
+    if attr.object_type is not None:
+        doc["objectType"] = attr.object_type
+    for name, sub in attr.sub.items():
+        doc[name] = history_doc(sub, False)
+    return doc
+
+
+def changed_instances(
+    before: Entity | None, after: Entity
+) -> tuple[list[tuple[str, Attribute]], list[tuple[str, Attribute]]]:
+    """The attribute instances an entity write changed (new values) and removed."""
+    changed = []
+    for name, instances in after.attrs.items():
+        old_instances = before.attrs.get(name, ()) if before is not None else ()
+        for attr in instances:
+            old = next((o for o in old_instances if o.dataset_id == attr.dataset_id), None)
+            if old is None or (old is not attr and old != attr):
+                changed.append((name, attr))
+    deleted = []
+    if before is not None:
+        for name, instances in before.attrs.items():
+            kept = {a.dataset_id for a in after.attrs.get(name, ())}
+            deleted += [(name, a) for a in instances if a.dataset_id not in kept]
+    return changed, deleted
+
+
+def instance_id(series: int, t: int, seq: int) -> str:
+    """The instanceId of a history row: stable while the row exists."""
+    return f"{_INSTANCE}{series}.{t}.{seq}"
+
+
+def parse_instance_id(text: str) -> tuple[int, int, int] | None:
+    """The (series, t, seq) key named by an instanceId, or None when it names none."""
+    if not text.startswith(_INSTANCE):
+        return None
+    parts = text[len(_INSTANCE) :].split(".")
+    try:
+        series, t, seq = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return series, t, seq
+
+
+def filter_window(query: TemporalQuery | None) -> TemporalQuery:
+    """The instances a filter looks at: every one in the range (lastN does not narrow it;
+    deletion records hold no values, so a deletedAt query filters on recorded values)."""
+    if query is None:
+        return TemporalQuery()
+    prop = query.timeproperty
+    if prop == TimeProperty.DELETED_AT:
+        prop = TimeProperty.MODIFIED_AT
+    return TemporalQuery(query.start, query.end, prop)
+
+
+def rollup_grain(series: Series, query: TemporalQuery, aggregation: Aggregation) -> int | None:
+    """The rollup grain that answers this aggregation exactly, if any."""
+    if series.mixed or query.timeproperty != TimeProperty.OBSERVED_AT:
+        return None
+    if not set(aggregation.methods) <= ROLLUP_METHODS or query.start is None:
+        return None
+    duration = aggregation.duration
+    for grain in (DAY, HOUR):
+        if duration.months and grain != DAY:
+            continue
+        bounds_ok = query.start % grain == 0 and (query.end is None or query.end % grain == 0)
+        if bounds_ok and duration.millis % grain == 0:
+            return grain
+    return None
+
+
+def raw_days(
+    policies: Mapping[tuple[str, str], int],
+    tenant: str,
+    types: Sequence[str],
+    default: int | None,
+) -> int | None:
+    """Days of raw history an entity keeps: the longest policy of its types, else the
+    tenant's default policy, else ``default`` (None: kept for ever)."""
+    matching = [policies[(tenant, t)] for t in types if (tenant, t) in policies]
+    if matching:
+        return max(matching)
+    return policies.get((tenant, ALL_TYPES), default)
+
+
+def temporal_entity(
+    row: EntityRow, attrs: Mapping[str, list[Any]], aggregated: bool
+) -> TemporalEntity:
+    """The temporal entity of an entity row with its instances (or aggregated series)."""
+    frozen = {name: tuple(items) for name, items in attrs.items()}
+    return TemporalEntity(
+        id=row.id,
+        types=row.types,
+        attrs={} if aggregated else frozen,
+        aggregated=frozen if aggregated else {},
+        created_at=from_millis(row.created_at),
+        deleted_at=from_millis(row.deleted_at) if row.deleted_at is not None else None,
+    )
