@@ -41,6 +41,8 @@ _KINDS.update({f"https://uri.etsi.org/ngsi-ld/{kind.value}": kind for kind in At
 _KINDS_BY_LOWER_NAME = {kind.value.lower(): kind for kind in AttrKind}
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _VALUE_KEYS = frozenset(KIND_BY_VALUE_KEY)
+# Checked attribute names remembered per context (a bound, since names come from clients).
+_NAMES_KEPT = 65536
 _SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId", "lang"})
 
 # Entity members that are not attributes.
@@ -84,12 +86,17 @@ def _reserved_sub_iris() -> frozenset[str]:
 
 def attribute_iri(name: str, ctx: Context) -> str:
     """The expanded IRI of attribute ``name``, refusing names that are or expand to core terms."""
+    iri = ctx.attribute_iris.get(name)
+    if iri is not None:
+        return iri
     check_attribute_name(name)
     iri = ctx.expand(name)
     if iri in _reserved_iris():
         raise BadRequestData(
             f"{name!r} expands to the reserved NGSI-LD term {iri} and cannot name an attribute"
         )
+    if len(ctx.attribute_iris) < _NAMES_KEPT:
+        ctx.attribute_iris[name] = iri
     return iri
 
 

@@ -64,19 +64,34 @@ class HistoryWriter:
         t = observed if observed is not None else rec
         rec_col = rec if observed is not None else None
         if attr.kind == AttrKind.PROPERTY and is_number(attr.value):
-            rest = _history_doc(attr, True, with_value=False)
-            if rest == _PLAIN:
-                return (t, attr.value, None, None, rec_col)
-            text = orjson.dumps(rest).decode()
-            if all(key in ATTRIBUTE_MEMBERS for key in rest):
-                shape = memo.shapes.get(text) if memo is not None else None
-                if shape is None:
-                    shape = self.shape_id(conn, text)
-                    if memo is not None:
-                        memo.shapes[text] = shape
-                return (t, attr.value, shape, None, rec_col)
-            return (t, attr.value, None, text, rec_col)
+            if memo is not None and not attr.sub and attr.object_type is None:
+                # Then the rest of the instance is its unit code alone: encoded once.
+                unit = attr.unit_code
+                if unit not in memo.units:
+                    memo.units[unit] = self._numeric_rest(conn, attr, memo)
+                shape, text = memo.units[unit]
+                return (t, attr.value, shape, text, rec_col)
+            shape, text = self._numeric_rest(conn, attr, memo)
+            return (t, attr.value, shape, text, rec_col)
         return (t, None, None, orjson.dumps(_history_doc(attr, True)).decode(), rec_col)
+
+    def _numeric_rest(
+        self, conn: sqlite3.Connection, attr: Attribute, memo: Memo | None
+    ) -> tuple[int | None, str | None]:
+        """How a numeric Property's row holds the rest of the instance: its interned shape,
+        or its JSON (sub-attributes); neither for a plain Property."""
+        rest = _history_doc(attr, True, with_value=False)
+        if rest == _PLAIN:
+            return None, None
+        text = orjson.dumps(rest).decode()
+        if not all(key in ATTRIBUTE_MEMBERS for key in rest):
+            return None, text
+        shape = memo.shapes.get(text) if memo is not None else None
+        if shape is None:
+            shape = self.shape_id(conn, text)
+            if memo is not None:
+                memo.shapes[text] = shape
+        return shape, None
 
 
 class Memo:
@@ -84,6 +99,8 @@ class Memo:
 
     def __init__(self) -> None:
         self.shapes: dict[str, int] = {}
+        # How a numeric Property with no sub-attribute nor objectType is encoded, by unit code.
+        self.units: dict[str | None, tuple[int | None, str | None]] = {}
         self._millis: dict[str, int] = {}
 
     def millis(self, text: str, what: str = "observedAt") -> int:
@@ -258,8 +275,12 @@ def record_changes(
             changed: list[tuple[str, Attribute]] = []
             deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
             gone.append((at, tenant, entity_id))
+        elif before is None:
+            touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
+            changed = [(name, a) for name, instances in after.attrs.items() for a in instances]
+            deleted = []
         else:
-            if before is None or before.types != after.types:
+            if before.types != after.types:
                 touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
             changed, deleted = _changes(before, after)
         for name, attr in changed:
