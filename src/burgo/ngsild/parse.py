@@ -17,7 +17,7 @@ from typing import Any
 
 from burgo.ngsild.context import Context, core_context
 from burgo.ngsild.errors import BadRequestData
-from burgo.ngsild.geojson import looks_like_geometry, validate_geometry
+from burgo.ngsild.geojson import is_mapping, looks_like_geometry, validate_geometry
 from burgo.ngsild.model import (
     ATTRIBUTE_MEMBERS,
     KIND_BY_VALUE_KEY,
@@ -129,7 +129,7 @@ def parse_entity(
     With ``now`` the entity comes out as created at that time, each attribute built once with its
     system times (the same entity as ``create_entity(parse_entity(body, ctx), now)``).
     """
-    if not isinstance(body, Mapping):
+    if not is_mapping(body):
         raise BadRequestData("An entity must be a JSON object")
     entity_id = body.get("id")
     if entity_id is None and "@id" in body:
@@ -203,6 +203,8 @@ def parse_attributes(
 
 
 def _distinct_instances(instances: Instances, name: str) -> Instances:
+    if len(instances) == 1:
+        return instances
     _check_distinct((instance.dataset_id for instance in instances), name)
     return order_instances(instances)
 
@@ -250,7 +252,7 @@ _SCALARS = frozenset({int, float, bool})
 
 
 def _is_instance_object(value: Any) -> bool:
-    if not isinstance(value, Mapping):
+    if not is_mapping(value):
         return False
     kind = value.get("type")
     if isinstance(kind, str) and kind in _KINDS:
@@ -298,7 +300,7 @@ def _infer_kind(raw: Mapping[str, Any], name: str) -> AttrKind | None:
 def _normalize_instance(
     raw: Any, ctx: Context, name: str, patch: bool, *, top: bool
 ) -> dict[str, JsonValue]:
-    if not isinstance(raw, Mapping):
+    if not is_mapping(raw):
         return _concise_value(raw, name)
     if looks_like_geometry(raw):
         validate_geometry(raw, f"Attribute {name!r}")
