@@ -304,7 +304,7 @@ def record_changes(
         )
     if not pending:
         return
-    ids = series_ids(conn, [(key, kind, mixed) for key, kind, mixed, _ in pending])
+    ids = series_ids(conn, pending)
     first: list[tuple[int, *Row]] = []
     later: list[tuple[int, *Row]] = []
     points: dict[int, list[tuple[int, Any]]] = {}
@@ -334,13 +334,14 @@ def record_changes(
 
 
 def series_ids(
-    conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool]]
+    conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool, Any]]
 ) -> list[tuple[int, bool]]:
-    """The ids of the series of ``(key, kind, mixed)``, in order, each with whether it was
+    """The ids of the series of ``(key, kind, mixed, ...)``, in order, each with whether it was
     created now; marks mixed (not only numbers) those wanted ``mixed``."""
+    # Each known series as [id, mixed, created now].
     known: dict[SeriesKey, list[int]] = {}
     by_tenant: dict[str, dict[str, None]] = {}
-    for (tenant, entity_id, _, _), _, _ in wanted:
+    for (tenant, entity_id, _, _), *_ in wanted:
         by_tenant.setdefault(tenant, {})[entity_id] = None
     for tenant, entity_ids in by_tenant.items():
         every = list(entity_ids)
@@ -352,21 +353,25 @@ def series_ids(
                 f"WHERE tenant = ? AND entity_id IN ({marks})",
                 (tenant, *chunk),
             ):
-                known[(tenant, entity_id, attr, dataset_id)] = [sid, mixed]
+                known[(tenant, entity_id, attr, dataset_id)] = [sid, mixed, 0]
     new: list[tuple[int, str, str, str, str, str, int]] = []
     remixed: dict[int, None] = {}
     high: int | None = None
-    for key, kind, mixed in wanted:
+    ids: list[tuple[int, bool]] = []
+    for key, kind, mixed, _ in wanted:
         found = known.get(key)
         if found is None:
             if high is None:
                 (high,) = conn.execute("SELECT coalesce(max(id), 0) FROM history_series").fetchone()
             high += 1
-            known[key] = [high, int(mixed)]
+            known[key] = [high, int(mixed), 1]
             new.append((high, *key, kind, int(mixed)))
-        elif mixed and not found[1]:
+            ids.append((high, True))
+            continue
+        if mixed and not found[1]:
             found[1] = 1
             remixed[found[0]] = None
+        ids.append((found[0], found[2] == 1))
     if new:
         conn.executemany(
             "INSERT INTO history_series (id, tenant, entity_id, attr, dataset_id, kind, mixed) "
@@ -377,8 +382,7 @@ def series_ids(
         conn.executemany(
             "UPDATE history_series SET mixed = 1 WHERE id = ?", [(sid,) for sid in remixed]
         )
-    fresh = {row[0] for row in new}
-    return [(known[key][0], known[key][0] in fresh) for key, _, _ in wanted]
+    return ids
 
 
 def numeric_points(rows: Sequence[tuple[int, Row]]) -> Mapping[int, list[tuple[int, Any]]]:
