@@ -300,6 +300,10 @@ def _infer_kind(raw: Mapping[str, Any], name: str) -> AttrKind | None:
 def _normalize_instance(
     raw: Any, ctx: Context, name: str, patch: bool, *, top: bool
 ) -> dict[str, JsonValue]:
+    if not patch and type(raw) is dict:
+        plain = _plain_instance(raw, name)
+        if plain is not None:
+            return plain
     if not is_mapping(raw):
         return _concise_value(raw, name)
     if looks_like_geometry(raw):
@@ -349,6 +353,42 @@ def _normalize_instance(
     if kind is not None and kind.value_key not in doc and not patch:
         raise BadRequestData(f"Attribute {name!r} of type {kind.value} needs a {kind.value_key!r}")
     return doc
+
+
+_PLAIN_KINDS = {"Property": AttrKind.PROPERTY, "Relationship": AttrKind.RELATIONSHIP}
+
+
+def _plain_instance(raw: dict[str, Any], name: str) -> dict[str, JsonValue] | None:
+    """The normalized form of the commonest instances, a Property or a Relationship (one object)
+    with its value and no more than observedAt and unitCode; None for anything else, which
+    :func:`_normalize_instance` then checks in full (and refuses with the right message)."""
+    kind_name = raw.get("type")
+    if type(kind_name) is not str:
+        return None
+    kind = _PLAIN_KINDS.get(kind_name)
+    if kind is None:
+        return None
+    value_key = kind.value_key
+    doc: dict[str, JsonValue] = {"type": kind.value}
+    for key, value in raw.items():
+        if key == "type":
+            continue
+        if key == value_key:
+            if value is None:
+                return None
+            if kind is AttrKind.RELATIONSHIP and (type(value) is not str or not _URI.match(value)):
+                return None
+            doc[key] = value
+        elif key == "observedAt" and type(value) is str:
+            try:
+                doc[key] = canonical_datetime(value)
+            except BadRequestData:
+                return None  # refused by the full check, which names the attribute
+        elif key == "unitCode" and kind is AttrKind.PROPERTY and type(value) is str and value:
+            doc[key] = value
+        else:
+            return None
+    return doc if value_key in doc else None
 
 
 def _concise_value(raw: Any, name: str) -> dict[str, JsonValue]:
