@@ -164,6 +164,8 @@ class Context:
     source: Any = None
     _expanded: dict[str, str] = field(default_factory=dict, repr=False)
     _compacted: dict[str, str] = field(default_factory=dict, repr=False)
+    # Attribute names the parser has already checked and expanded under this context.
+    attribute_iris: dict[str, str] = field(default_factory=dict, repr=False)
     _best_terms: dict[str, str] | None = field(default=None, repr=False)
 
     def expand(self, term: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from burgo.ngsild.context import Context, core_context
 from burgo.ngsild.errors import BadRequestData
-from burgo.ngsild.geojson import looks_like_geometry, validate_geometry
+from burgo.ngsild.geojson import is_mapping, looks_like_geometry, validate_geometry
 from burgo.ngsild.model import (
     ATTRIBUTE_MEMBERS,
     KIND_BY_VALUE_KEY,
@@ -41,6 +41,8 @@ _KINDS.update({f"https://uri.etsi.org/ngsi-ld/{kind.value}": kind for kind in At
 _KINDS_BY_LOWER_NAME = {kind.value.lower(): kind for kind in AttrKind}
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _VALUE_KEYS = frozenset(KIND_BY_VALUE_KEY)
+# Checked attribute names remembered per context (a bound, since names come from clients).
+_NAMES_KEPT = 65536
 _SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId", "lang"})
 
 # Entity members that are not attributes.
@@ -84,12 +86,17 @@ def _reserved_sub_iris() -> frozenset[str]:
 
 def attribute_iri(name: str, ctx: Context) -> str:
     """The expanded IRI of attribute ``name``, refusing names that are or expand to core terms."""
+    iri = ctx.attribute_iris.get(name)
+    if iri is not None:
+        return iri
     check_attribute_name(name)
     iri = ctx.expand(name)
     if iri in _reserved_iris():
         raise BadRequestData(
             f"{name!r} expands to the reserved NGSI-LD term {iri} and cannot name an attribute"
         )
+    if len(ctx.attribute_iris) < _NAMES_KEPT:
+        ctx.attribute_iris[name] = iri
     return iri
 
 
@@ -122,7 +129,7 @@ def parse_entity(
     With ``now`` the entity comes out as created at that time, each attribute built once with its
     system times (the same entity as ``create_entity(parse_entity(body, ctx), now)``).
     """
-    if not isinstance(body, Mapping):
+    if not is_mapping(body):
         raise BadRequestData("An entity must be a JSON object")
     entity_id = body.get("id")
     if entity_id is None and "@id" in body:
@@ -196,6 +203,8 @@ def parse_attributes(
 
 
 def _distinct_instances(instances: Instances, name: str) -> Instances:
+    if len(instances) == 1:
+        return instances
     _check_distinct((instance.dataset_id for instance in instances), name)
     return order_instances(instances)
 
@@ -243,7 +252,7 @@ _SCALARS = frozenset({int, float, bool})
 
 
 def _is_instance_object(value: Any) -> bool:
-    if not isinstance(value, Mapping):
+    if not is_mapping(value):
         return False
     kind = value.get("type")
     if isinstance(kind, str) and kind in _KINDS:
@@ -291,7 +300,11 @@ def _infer_kind(raw: Mapping[str, Any], name: str) -> AttrKind | None:
 def _normalize_instance(
     raw: Any, ctx: Context, name: str, patch: bool, *, top: bool
 ) -> dict[str, JsonValue]:
-    if not isinstance(raw, Mapping):
+    if not patch and type(raw) is dict:
+        plain = _plain_instance(raw, name)
+        if plain is not None:
+            return plain
+    if not is_mapping(raw):
         return _concise_value(raw, name)
     if looks_like_geometry(raw):
         validate_geometry(raw, f"Attribute {name!r}")
@@ -340,6 +353,42 @@ def _normalize_instance(
     if kind is not None and kind.value_key not in doc and not patch:
         raise BadRequestData(f"Attribute {name!r} of type {kind.value} needs a {kind.value_key!r}")
     return doc
+
+
+_PLAIN_KINDS = {"Property": AttrKind.PROPERTY, "Relationship": AttrKind.RELATIONSHIP}
+
+
+def _plain_instance(raw: dict[str, Any], name: str) -> dict[str, JsonValue] | None:
+    """The normalized form of the commonest instances, a Property or a Relationship (one object)
+    with its value and no more than observedAt and unitCode; None for anything else, which
+    :func:`_normalize_instance` then checks in full (and refuses with the right message)."""
+    kind_name = raw.get("type")
+    if type(kind_name) is not str:
+        return None
+    kind = _PLAIN_KINDS.get(kind_name)
+    if kind is None:
+        return None
+    value_key = kind.value_key
+    doc: dict[str, JsonValue] = {"type": kind.value}
+    for key, value in raw.items():
+        if key == "type":
+            continue
+        if key == value_key:
+            if value is None:
+                return None
+            if kind is AttrKind.RELATIONSHIP and (type(value) is not str or not _URI.match(value)):
+                return None
+            doc[key] = value
+        elif key == "observedAt" and type(value) is str:
+            try:
+                doc[key] = canonical_datetime(value)
+            except BadRequestData:
+                return None  # refused by the full check, which names the attribute
+        elif key == "unitCode" and kind is AttrKind.PROPERTY and type(value) is str and value:
+            doc[key] = value
+        else:
+            return None
+    return doc if value_key in doc else None
 
 
 def _concise_value(raw: Any, name: str) -> dict[str, JsonValue]:

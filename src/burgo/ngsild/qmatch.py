@@ -296,7 +296,10 @@ def _targets(path: Path, entity: Entity) -> Iterator[_Target]:
 
 
 def _candidates(target: _Target) -> list[Any]:
-    kind, value = target.kind, target.value
+    return _values_compared(target.kind, target.value)
+
+
+def _values_compared(kind: AttrKind | None, value: Any) -> list[Any]:
     if kind == AttrKind.LIST_RELATIONSHIP:
         return [item.get("object") for item in value if isinstance(item, dict)]
     if kind == AttrKind.LANGUAGE_PROPERTY:
@@ -309,7 +312,7 @@ def _candidates(target: _Target) -> list[Any]:
 
 def attribute_candidates(attr: Attribute) -> list[Any]:
     """The values a top-level term compares for one instance (what a value index must hold)."""
-    return _candidates(_Target(attr.kind, attr.value))
+    return _values_compared(attr.kind, attr.value)
 
 
 def _target_matches(term: Term, target: _Target) -> bool:

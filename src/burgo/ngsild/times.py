@@ -35,4 +35,17 @@ def format_datetime(moment: datetime) -> str:
 
 def canonical_datetime(text: object, what: str = "DateTime") -> str:
     """Validate a client's date-time and return it in canonical form."""
+    if type(text) is str:
+        found = _CANONICAL.get(text)
+        if found is None:
+            found = format_datetime(parse_datetime(text, what))
+            if len(_CANONICAL) >= _CANONICAL_KEPT:
+                _CANONICAL.clear()
+            _CANONICAL[text] = found
+        return found
     return format_datetime(parse_datetime(text, what))
+
+
+# Date-times already made canonical: a batch's instances mostly share a few observedAt values.
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_KEPT = 4096

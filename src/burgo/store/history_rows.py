@@ -55,6 +55,8 @@ class Memo:
 
     def __init__(self) -> None:
         self.shapes: dict[str, int] = {}
+        # How a numeric Property with no sub-attribute nor objectType is encoded, by unit code.
+        self.units: dict[str | None, tuple[int | None, str | None]] = {}
         self._millis: dict[str, int] = {}
 
     def millis(self, text: str, what: str = "observedAt") -> int:

@@ -40,14 +40,7 @@ class SqliteQIndex(SqliteCore):
 def attribute_rows(pk: int, name: str, instances: Iterable[Attribute]) -> set[Row]:
     """The index rows of one attribute of the entity with key ``pk``."""
     rows: set[Row] = set()
-    for instance in instances:
-        rows.add((pk, name, "e", None, None))
-        tag = _KIND_TAGS.get(instance.kind, "v")
-        for value in attribute_candidates(instance):
-            if isinstance(value, str):
-                rows.add((pk, name, tag, None, value))
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                rows.add((pk, name, tag, value, None))
+    _add_rows(rows, pk, name, instances)
     return rows
 
 
@@ -55,8 +48,30 @@ def entity_rows(pk: int, entity: Entity) -> set[Row]:
     """Every index row of an entity."""
     rows: set[Row] = set()
     for name, instances in entity.attrs.items():
-        rows |= attribute_rows(pk, name, instances)
+        _add_rows(rows, pk, name, instances)
     return rows
+
+
+def _add_rows(rows: set[Row], pk: int, name: str, instances: Iterable[Attribute]) -> None:
+    for instance in instances:
+        rows.add((pk, name, "e", None, None))
+        tag = _KIND_TAGS.get(instance.kind, "v")
+        value = instance.value
+        kind = type(value)
+        # A lone string or number (most values) is its own candidate; the rest as q compares them.
+        for candidate in (value,) if kind in _SCALAR_TYPES else attribute_candidates(instance):
+            kind = type(candidate)
+            if kind is str or isinstance(candidate, str):
+                rows.add((pk, name, tag, None, candidate))
+            elif (
+                kind is int
+                or kind is float
+                or (isinstance(candidate, int | float) and not isinstance(candidate, bool))
+            ):
+                rows.add((pk, name, tag, candidate, None))
+
+
+_SCALAR_TYPES = frozenset({str, int, float})
 
 
 def index_attr_values(conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:

@@ -68,19 +68,34 @@ class HistoryWriter:
         t = observed if observed is not None else rec
         rec_col = rec if observed is not None else None
         if attr.kind == AttrKind.PROPERTY and is_number(attr.value):
-            rest = history_doc(attr, True, with_value=False)
-            if rest == PLAIN:
-                return (t, attr.value, None, None, rec_col)
-            text = orjson.dumps(rest).decode()
-            if all(key in ATTRIBUTE_MEMBERS for key in rest):
-                shape = memo.shapes.get(text) if memo is not None else None
-                if shape is None:
-                    shape = self.shape_id(conn, text)
-                    if memo is not None:
-                        memo.shapes[text] = shape
-                return (t, attr.value, shape, None, rec_col)
-            return (t, attr.value, None, text, rec_col)
+            if memo is not None and not attr.sub and attr.object_type is None:
+                # Then the rest of the instance is its unit code alone: encoded once.
+                unit = attr.unit_code
+                if unit not in memo.units:
+                    memo.units[unit] = self._numeric_rest(conn, attr, memo)
+                shape, text = memo.units[unit]
+                return (t, attr.value, shape, text, rec_col)
+            shape, text = self._numeric_rest(conn, attr, memo)
+            return (t, attr.value, shape, text, rec_col)
         return (t, None, None, orjson.dumps(history_doc(attr, True)).decode(), rec_col)
+
+    def _numeric_rest(
+        self, conn: sqlite3.Connection, attr: Attribute, memo: Memo | None
+    ) -> tuple[int | None, str | None]:
+        """How a numeric Property's row holds the rest of the instance: its interned shape,
+        or its JSON (sub-attributes); neither for a plain Property."""
+        rest = history_doc(attr, True, with_value=False)
+        if rest == PLAIN:
+            return None, None
+        text = orjson.dumps(rest).decode()
+        if not all(key in ATTRIBUTE_MEMBERS for key in rest):
+            return None, text
+        shape = memo.shapes.get(text) if memo is not None else None
+        if shape is None:
+            shape = self.shape_id(conn, text)
+            if memo is not None:
+                memo.shapes[text] = shape
+        return shape, None
 
 
 def series_id(
@@ -210,8 +225,12 @@ def record_changes(
             changed: list[tuple[str, Attribute]] = []
             deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
             gone.append((at, tenant, entity_id))
+        elif before is None:
+            touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
+            changed = [(name, a) for name, instances in after.attrs.items() for a in instances]
+            deleted = []
         else:
-            if before is None or before.types != after.types:
+            if before.types != after.types:
                 touched.append((tenant, entity_id, orjson.dumps(list(after.types)).decode(), at))
             changed, deleted = changed_instances(before, after)
         for name, attr in changed:
@@ -235,7 +254,7 @@ def record_changes(
         )
     if not pending:
         return
-    ids = series_ids(conn, [(key, kind, mixed) for key, kind, mixed, _ in pending])
+    ids = series_ids(conn, pending)
     first: list[tuple[int, *Row]] = []
     later: list[tuple[int, *Row]] = []
     points: dict[int, list[tuple[int, Any]]] = {}
@@ -268,13 +287,14 @@ def record_changes(
 
 
 def series_ids(
-    conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool]]
+    conn: sqlite3.Connection, wanted: Sequence[tuple[SeriesKey, str, bool, Any]]
 ) -> list[tuple[int, bool]]:
-    """The ids of the series of ``(key, kind, mixed)``, in order, each with whether it was
+    """The ids of the series of ``(key, kind, mixed, ...)``, in order, each with whether it was
     created now; marks mixed (not only numbers) those wanted ``mixed``."""
+    # Each known series as [id, mixed, created now].
     known: dict[SeriesKey, list[int]] = {}
     by_tenant: dict[str, dict[str, None]] = {}
-    for (tenant, entity_id, _, _), _, _ in wanted:
+    for (tenant, entity_id, _, _), *_ in wanted:
         by_tenant.setdefault(tenant, {})[entity_id] = None
     for tenant, entity_ids in by_tenant.items():
         every = list(entity_ids)
@@ -286,21 +306,25 @@ def series_ids(
                 f"WHERE tenant = ? AND entity_id IN ({marks})",
                 (tenant, *chunk),
             ):
-                known[(tenant, entity_id, attr, dataset_id)] = [sid, mixed]
+                known[(tenant, entity_id, attr, dataset_id)] = [sid, mixed, 0]
     new: list[tuple[int, str, str, str, str, str, int]] = []
     remixed: dict[int, None] = {}
     high: int | None = None
-    for key, kind, mixed in wanted:
+    ids: list[tuple[int, bool]] = []
+    for key, kind, mixed, _ in wanted:
         found = known.get(key)
         if found is None:
             if high is None:
                 (high,) = conn.execute("SELECT coalesce(max(id), 0) FROM history_series").fetchone()
             high += 1
-            known[key] = [high, int(mixed)]
+            known[key] = [high, int(mixed), 1]
             new.append((high, *key, kind, int(mixed)))
-        elif mixed and not found[1]:
+            ids.append((high, True))
+            continue
+        if mixed and not found[1]:
             found[1] = 1
             remixed[found[0]] = None
+        ids.append((found[0], found[2] == 1))
     if new:
         conn.executemany(
             "INSERT INTO history_series (id, tenant, entity_id, attr, dataset_id, kind, mixed) "
@@ -311,8 +335,7 @@ def series_ids(
         conn.executemany(
             "UPDATE history_series SET mixed = 1 WHERE id = ?", [(sid,) for sid in remixed]
         )
-    fresh = {row[0] for row in new}
-    return [(known[key][0], known[key][0] in fresh) for key, _, _ in wanted]
+    return ids
 
 
 def numeric_points(rows: Sequence[tuple[int, Row]]) -> Mapping[int, list[tuple[int, Any]]]:
