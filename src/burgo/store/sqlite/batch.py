@@ -171,8 +171,12 @@ class SqliteBatch(SqliteCore):
         ]
         if changed:
             conn.executemany(
-                "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
-                [(_types(e), e.modified_at or "", _doc(e), pk) for pk, _, e in changed],
+                "UPDATE entities SET types = ?, created_at = ?, modified_at = ?, doc = ? "
+                "WHERE pk = ?",
+                [
+                    (_types(e), e.created_at or "", e.modified_at or "", _doc(e), pk)
+                    for pk, _, e in changed
+                ],
             )
             retyped = [(pk, after) for pk, before, after in changed if after.types != before.types]
             if retyped:

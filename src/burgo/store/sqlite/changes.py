@@ -143,9 +143,10 @@ def _store(conn: sqlite3.Connection, tenant: str, state: EntityState) -> None:
         conn.execute("DELETE FROM entities WHERE pk = ?", (state.pk,))
         return
     conn.execute(
-        "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
+        "UPDATE entities SET types = ?, created_at = ?, modified_at = ?, doc = ? WHERE pk = ?",
         (
             orjson.dumps(list(new.types)).decode(),
+            new.created_at or "",
             new.modified_at or "",
             orjson.dumps(entity_to_storage(new)).decode(),
             state.pk,

@@ -84,9 +84,11 @@ class SqliteEntities(SqliteCore):
             if new is current:
                 return result
             conn.execute(
-                "UPDATE entities SET types = ?, modified_at = ?, doc = ? WHERE pk = ?",
+                "UPDATE entities SET types = ?, created_at = ?, modified_at = ?, doc = ? "
+                "WHERE pk = ?",
                 (
                     orjson.dumps(list(new.types)).decode(),
+                    new.created_at or "",
                     new.modified_at or "",
                     orjson.dumps(entity_to_storage(new)).decode(),
                     pk,
