@@ -1,0 +1,351 @@
+"""SQL for entity queries on PostgreSQL: the conditions over one ``entities`` row ``e``.
+
+Each part of a query becomes a :class:`Filter`: a WHERE fragment every match satisfies, marked
+*exact* when the fragment selects precisely the matches. Exact are: ids, type expressions (the
+GIN index of the types array), attrs, scopeQ, and the q terms the attribute-value index of
+migration 0005 answers (existence, absence, ``==`` on numbers, strings and their ranges, ordering
+of numbers and strings, on a plain attribute) with any ``;``, ``|`` and parentheses over them.
+Other q terms (sub-attributes, members, compound values, ``!=``, patterns, DateTimes) and
+idPattern narrow to the entities holding the attribute, and the reference evaluator decides.
+
+A geo-query narrows by the box index (PostgreSQL's GiST over ``box``) and decides in SQL what it
+can exactly: ``near`` between two points by the same haversine formula as
+:mod:`burgo.ngsild.geoquery` (a margin of a micrometre left to the exact check), a geometry
+wholly outside :meth:`~burgo.ngsild.geoquery.GeoQuery.certain_box`, and, with PostGIS, the
+relations ``within``, ``contains``, ``intersects``, ``equals``, ``disjoint`` and ``overlaps``
+of valid geometries (the GEOS predicates of the reference). The rest (``near`` another
+geometry, the relations without PostGIS) goes to the reference check.
+
+Every value, attribute IRI and geometry is a bound parameter; the SQL text is fixed fragments.
+"""
+
+# ruff: noqa: S608 - SQL is assembled from fixed fragments; every value is a bound parameter
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from burgo.ngsild.geoquery import EARTH_RADIUS, Box, GeoQuery
+from burgo.ngsild.qmatch import (
+    Absent,
+    And,
+    Literal,
+    LitKind,
+    Op,
+    Or,
+    QExpr,
+    Range,
+    ScopeAnd,
+    ScopeExpr,
+    ScopeOr,
+    ScopeTerm,
+    Term,
+)
+from burgo.ngsild.query import EntityQuery, EntitySelector, TypeExpr
+
+_SQL_OPS = {Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
+_INDEXED_KINDS = frozenset({LitKind.NUMBER, LitKind.STRING})
+_POSTGIS = {
+    "within": "ST_Within",
+    "contains": "ST_Contains",
+    "intersects": "ST_Intersects",
+    "equals": "ST_Equals",
+    "disjoint": "ST_Disjoint",
+    "overlaps": "ST_Overlaps",
+}
+# Distances this close to a bound (metres, plus this share of the distance) are left to the
+# exact check: floating point in SQL and in numpy may differ in the last digits.
+_MARGIN = 1e-6
+_RELATIVE_MARGIN = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A WHERE fragment over row ``e`` every match satisfies; ``exact``: it selects only matches."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    exact: bool = True
+
+
+ANY = Filter("TRUE")
+# A part that SQL does not narrow at all: the reference decides.
+UNKNOWN = Filter("TRUE", exact=False)
+
+
+def conjunction(filters: list[Filter]) -> Filter:
+    """Every filter holds."""
+    narrowing = [f for f in filters if f.sql != "TRUE"]
+    exact = all(f.exact for f in filters)
+    if not narrowing:
+        return Filter("TRUE", exact=exact)
+    return Filter(
+        "(" + " AND ".join(f.sql for f in narrowing) + ")",
+        [p for f in narrowing for p in f.params],
+        exact,
+    )
+
+
+def _disjunction(filters: list[Filter]) -> Filter:
+    exact = all(f.exact for f in filters)
+    if any(f.sql == "TRUE" for f in filters):
+        return Filter("TRUE", exact=exact)
+    return Filter(
+        "(" + " OR ".join(f.sql for f in filters) + ")",
+        [p for f in filters for p in f.params],
+        exact,
+    )
+
+
+# -- selectors and attrs ------------------------------------------------------------------------
+
+
+def _types(expr: TypeExpr | str) -> Filter:
+    if isinstance(expr, str):
+        return Filter("e.types @> %s::text[]", [[expr]])
+    if expr.is_plain_or():
+        return Filter("e.types && %s::text[]", [sorted(expr.names())])
+    parts = [_types(item) for item in expr.items]
+    return conjunction(parts) if expr.op == "and" else _disjunction(parts)
+
+
+def _selector(selector: EntitySelector) -> Filter:
+    parts = []
+    if selector.ids:
+        parts.append(Filter("e.id = ANY(%s::text[])", [list(selector.ids)]))
+    if selector.types is not None:
+        parts.append(_types(selector.types))
+    if selector.id_pattern is not None:
+        parts.append(UNKNOWN)  # Python's regular expressions, not PostgreSQL's
+    return conjunction(parts)
+
+
+def query_filter(query: EntityQuery) -> Filter:
+    """The conditions of everything but the geo-query (and paging)."""
+    parts: list[Filter] = []
+    if query.selectors:
+        parts.append(_disjunction([_selector(s) for s in query.selectors]))
+    if query.attrs is not None:
+        parts.append(
+            Filter(
+                "EXISTS (SELECT 1 FROM entity_attr_values AS a WHERE a.tenant = e.tenant "
+                "AND a.entity_id = e.id AND a.attr = ANY(%s::text[]) AND a.kind = 'e')",
+                [sorted(query.attrs)],
+            )
+        )
+    if query.q is not None:
+        parts.append(q_filter(query.q))
+    if query.scope_q is not None:
+        parts.append(scope_filter(query.scope_q))
+    return conjunction(parts)
+
+
+# -- q ------------------------------------------------------------------------------------------
+
+
+def q_filter(expr: QExpr) -> Filter:
+    """The conditions of a q expression."""
+    if isinstance(expr, And):
+        return conjunction([q_filter(item) for item in expr.items])
+    if isinstance(expr, Or):
+        return _disjunction([q_filter(item) for item in expr.items])
+    if isinstance(expr, Absent):
+        present = _term(Term(expr.path))
+        if not present.exact:
+            return UNKNOWN
+        return Filter(f"NOT {present.sql}", present.params)
+    return _term(expr)
+
+
+def _term(term: Term) -> Filter:
+    attr = term.path.attr
+    if attr is None:
+        return UNKNOWN  # createdAt, modifiedAt
+    conditions = index_conditions(term)
+    if conditions is None:
+        # Whatever the term asks of the attribute, the entity holds it.
+        return Filter(_values_of(attr, [("v.kind = 'e'", [])]), [attr], exact=False)
+    return Filter(_values_of(attr, conditions), [attr, *(p for _, ps in conditions for p in ps)])
+
+
+def _values_of(attr: str, conditions: list[tuple[str, list[Any]]]) -> str:
+    either = " OR ".join(f"({sql})" for sql, _ in conditions)
+    return (
+        "EXISTS (SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
+        f"AND v.entity_id = e.id AND v.attr = %s AND ({either}))"
+    )
+
+
+def _number(value: Any) -> float | None:
+    """The literal as a double, None when a double cannot hold it exactly."""
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return as_float if as_float == value and math.isfinite(as_float) else None
+
+
+def _operand(lit: Literal) -> tuple[str, Any] | None:
+    """The index column and value a literal compares with (None: the index cannot answer)."""
+    if lit.kind == LitKind.NUMBER:
+        number = _number(lit.value)
+        return None if number is None else ("v.num", number)
+    if lit.kind == LitKind.STRING:
+        return "v.txt", lit.value
+    return None
+
+
+def index_conditions(term: Term) -> list[tuple[str, list[Any]]] | None:
+    """Conditions on one index row of the term's attribute, any of which makes a match.
+
+    None when the index cannot answer the term: only a plain attribute (no sub-attribute, member
+    or trailing path) is indexed, and only its existence, ``==`` on numbers, strings and their
+    ranges, and ordering of numbers and strings (the rules of the SQLite backend's index).
+    """
+    path = term.path
+    if path.attr is None or path.subs or path.member is not None or path.trail is not None:
+        return None
+    if term.op is None:
+        return [("v.kind = 'e'", [])]
+    if term.op in _SQL_OPS:
+        lit = term.values[0]
+        if not isinstance(lit, Literal) or lit.kind not in _INDEXED_KINDS:
+            return None
+        operand = _operand(lit)
+        if operand is None:
+            return None
+        # Relationships never order; a VocabProperty orders by its expanded term.
+        return [(f"{operand[0]} {_SQL_OPS[term.op]} %s AND v.kind <> 'r'", [operand[1]])]
+    if term.op != Op.EQ:
+        return None
+    conditions: list[tuple[str, list[Any]]] = []
+    for item in term.values:
+        if isinstance(item, Range):
+            low, high = _operand(item.low), _operand(item.high)
+            if item.low.kind not in _INDEXED_KINDS or low is None or high is None:
+                return None
+            conditions.append((f"{low[0]} BETWEEN %s AND %s", [low[1], high[1]]))
+            continue
+        if item.kind not in _INDEXED_KINDS:
+            return None
+        operand = _operand(item)
+        if operand is None:
+            return None
+        if item.kind == LitKind.STRING and item.vocab not in (None, item.value):
+            # A VocabProperty holds the expanded term; other kinds hold the text as written.
+            conditions.append(("v.txt = %s AND v.kind <> 'c'", [item.value]))
+            conditions.append(("v.txt = %s AND v.kind = 'c'", [item.vocab]))
+        else:
+            conditions.append((f"{operand[0]} = %s", [operand[1]]))
+    return conditions
+
+
+# -- scopeQ -------------------------------------------------------------------------------------
+
+
+def scope_filter(expr: ScopeExpr) -> Filter:
+    """The exact conditions of a scopeQ expression over the entity's scopes."""
+    if isinstance(expr, ScopeAnd | ScopeOr):
+        parts = [scope_filter(item) for item in expr.items]
+        return conjunction(parts) if isinstance(expr, ScopeAnd) else _disjunction(parts)
+    assert isinstance(expr, ScopeTerm)
+    each = "SELECT 1 FROM json_array_elements_text(e.doc -> 'scope') AS s(v)"
+    if expr.subtree and not expr.scope:
+        return Filter(f"EXISTS ({each})")
+    if not expr.subtree:
+        return Filter(f"EXISTS ({each} WHERE s.v = %s)", [expr.scope])
+    prefix = expr.scope + "/"
+    return Filter(
+        f"EXISTS ({each} WHERE s.v = %s OR left(s.v, %s) = %s)",
+        [expr.scope, len(prefix), prefix],
+    )
+
+
+# -- geo-queries --------------------------------------------------------------------------------
+
+
+def _box(box: Box) -> str:
+    return f"(({box[0]!r},{box[2]!r}),({box[1]!r},{box[3]!r}))"
+
+
+@dataclass(frozen=True, slots=True)
+class GeoSql:
+    """A geo-query over the rows ``g`` of ``entity_geo``: which rows may match (``candidate``)
+    and the verdict of each (true, false, or NULL when the exact check must decide)."""
+
+    candidate: str
+    candidate_params: list[Any]
+    verdict: str
+    verdict_params: list[Any]
+
+    def some(self, verdict: str) -> Filter:
+        """Some geometry of the entity has a verdict satisfying ``verdict`` (e.g. ``IS TRUE``)."""
+        return Filter(
+            f"EXISTS (SELECT 1 FROM entity_geo AS g WHERE g.tenant = e.tenant "
+            f"AND g.entity_id = e.id AND {self.candidate} AND ({self.verdict}) {verdict})",
+            [*self.candidate_params, *self.verdict_params],
+        )
+
+
+def geo_sql(geo: GeoQuery, postgis: bool) -> GeoSql:
+    """The SQL of a geo-query (``postgis``: the geometries are in ``g.shape``)."""
+    candidate = "g.name = %s"
+    params: list[Any] = [geo.geoproperty]
+    search = geo.search_box()
+    if search is not None:
+        candidate += " AND g.bounds && %s::box"
+        params.append(_box(search))
+    branches: list[tuple[str, list[Any], str]] = []
+    certain = geo.certain_box()
+    if certain is not None:
+        branches.append(("NOT (g.bounds && %s::box)", [_box(certain)], "TRUE"))
+    if geo.georel == "near" and geo.shape.geom_type == "Point":
+        branches.extend(_near_points(geo))
+    elif geo.georel in _POSTGIS and postgis:
+        reference = orjson.dumps(geo.geometry).decode()
+        relation = f"{_POSTGIS[geo.georel]}(g.shape, ST_GeomFromGeoJSON(%s))"
+        branches.append((f"g.shape IS NOT NULL AND {relation}", [reference], "TRUE"))
+        branches.append(("g.shape IS NOT NULL", [], "FALSE"))
+    if not branches:
+        return GeoSql(candidate, params, "NULL::boolean", [])
+    cases = " ".join(f"WHEN {condition} THEN {result}" for condition, _, result in branches)
+    values = [p for _, branch_params, _ in branches for p in branch_params]
+    return GeoSql(candidate, params, f"CASE {cases} END", values)
+
+
+def _near_points(geo: GeoQuery) -> list[tuple[str, list[Any], str]]:
+    """``near`` a point, for Point geometries: the haversine distance against the bounds."""
+    lon0, lat0 = geo.shape.x, geo.shape.y
+    lat1 = math.radians(lat0)
+    distance = (
+        "(2 * %s * asin(sqrt(least(power(sin((radians(g.lat) - %s) / 2), 2) "
+        "+ %s * cos(radians(g.lat)) * power(sin(radians(g.lon - %s) / 2), 2), 1))))"
+    )
+    distance_params: list[Any] = [EARTH_RADIUS, lat1, math.cos(lat1), lon0]
+    inside: list[str] = []
+    outside: list[str] = []
+    params_in: list[Any] = []
+    params_out: list[Any] = []
+    slack = f"(%s + %s * {distance})"
+    slack_params = [_MARGIN, _RELATIVE_MARGIN, *distance_params]
+    if geo.max_distance is not None:
+        inside.append(f"{distance} <= %s - {slack}")
+        params_in += [*distance_params, geo.max_distance, *slack_params]
+        outside.append(f"{distance} > %s + {slack}")
+        params_out += [*distance_params, geo.max_distance, *slack_params]
+    if geo.min_distance is not None:
+        inside.append(f"{distance} >= %s + {slack}")
+        params_in += [*distance_params, geo.min_distance, *slack_params]
+        outside.append(f"{distance} < %s - {slack}")
+        params_out += [*distance_params, geo.min_distance, *slack_params]
+    if not inside:
+        # near without a distance: every point matches.
+        return [("TRUE", [], "TRUE")]
+    return [
+        (f"g.lon IS NOT NULL AND {' AND '.join(inside)}", params_in, "TRUE"),
+        (f"g.lon IS NOT NULL AND ({' OR '.join(outside)})", params_out, "FALSE"),
+    ]
