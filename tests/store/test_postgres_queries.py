@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 _TENANTS = (f"t{n}" for n in itertools.count())
 _SETTINGS = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -113,7 +113,15 @@ async def test_scope_q_gives_the_reference_answer(
 
 async def test_common_queries_are_decided_in_sql(pg: PostgresStore) -> None:
     """Types, ids, attrs, scopeQ and indexed q terms need no check outside the database."""
-    for text in ("temp>1", 'temp==1..2;name=="a"', "status|!rel", 'temp<=2.5|name=="B"'):
+    for text in (
+        "temp>1",
+        'temp==1..2;name=="a"',
+        "status|!rel",
+        'temp<=2.5|name=="B"',
+        "data==true;temp>=2024-01-01T00:00:00Z",
+        "name==2024-01-01..2024-06-01|status<12:00:00Z",
+        "modifiedAt>2024-01-01T00:00:00Z;createdAt!=2024-01-01T00:00:00Z",
+    ):
         query = EntityQuery(
             selectors=(EntitySelector(types=parse_type_expression("Thing", expand)),),
             attrs=frozenset({expand("temp")}),
@@ -121,7 +129,7 @@ async def test_common_queries_are_decided_in_sql(pg: PostgresStore) -> None:
             scope_q=parse_scope_q("/a/#"),
         )
         assert query_filter(query).exact, text
-    for text in ("temp!=1", 'name~="a"', "temp.x==1", "temp[x]==1"):
+    for text in ("temp!=1", 'name~="a"', "temp.x==1", "temp[x]==1", "temp.observedAt>2024-01-01"):
         assert not query_filter(EntityQuery(q=parse_q(text, expand))).exact, text
 
 
@@ -153,7 +161,7 @@ def _expected_rows(tenant: str, entities: list[Entity]) -> tuple[set[Any], list[
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     first=entity_lists(),

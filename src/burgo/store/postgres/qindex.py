@@ -1,9 +1,13 @@
 """The indexes of entity queries in PostgreSQL (migration 0005), kept current by a change hook.
 
 ``entity_attr_values`` holds, for each top-level attribute of an entity, an existence row (kind
-``e``) and one row per scalar value a q term compares, as the reference evaluator lists them
-(:func:`burgo.ngsild.qmatch.attribute_candidates`): kind ``v`` for Property-like values, ``c`` for
-VocabProperty terms, ``r`` for Relationship objects; numbers in ``num``, strings in ``txt``.
+``e``) and rows for the values a q term compares, as the reference evaluator lists them
+(:func:`burgo.ngsild.qmatch.attribute_candidates`): numbers (in ``num``) and strings (in
+``txt``) of kind ``v`` for Property-like values, ``c`` for VocabProperty terms, ``r`` for
+Relationship objects; booleans as 0 and 1 (kind ``b``); and the sortable key
+(:func:`burgo.ngsild.qmatch.temporal_key`) of every value that reads as a DateTime (``d``), a Date
+(``a``) or a Time (``t``). Boolean and temporal rows of a Relationship's objects take an ``r``
+before their kind: they compare with ``==`` only, never order.
 ``entity_geo`` holds one row per GeoProperty instance: its GeoJSON, bounding box, a Point's
 position and, with PostGIS, its geometry. :mod:`burgo.store.postgres.qsql` reads both.
 
@@ -21,7 +25,7 @@ import orjson
 
 from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
-from burgo.ngsild.qmatch import attribute_candidates
+from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection, PostgresCore
 
@@ -33,6 +37,7 @@ _KIND_TAGS = {
     AttrKind.RELATIONSHIP: "r",
     AttrKind.LIST_RELATIONSHIP: "r",
 }
+TEMPORAL_KINDS = {LitKind.DATETIME: "d", LitKind.DATE: "a", LitKind.TIME: "t"}
 # Entities indexed per transaction when filling the indexes of older entities.
 _BACKFILL_BATCH = 1000
 
@@ -53,11 +58,19 @@ def attribute_rows(
     for instance in instances:
         rows.add((tenant, entity_id, name, "e", None, None))
         tag = _KIND_TAGS.get(instance.kind, "v")
+        prefix = "r" if tag == "r" else ""
         for value in attribute_candidates(instance):
-            if isinstance(value, str):
+            if isinstance(value, bool):
+                rows.add((tenant, entity_id, name, prefix + "b", float(value), None))
+            elif isinstance(value, str):
                 rows.add((tenant, entity_id, name, tag, None, value))
-            elif isinstance(value, int | float) and not isinstance(value, bool):
+            elif isinstance(value, int | float):
                 rows.add((tenant, entity_id, name, tag, index_number(value), None))
+            if isinstance(value, str | dict):
+                for lit_kind, kind in TEMPORAL_KINDS.items():
+                    key = temporal_key(lit_kind, value)
+                    if key is not None:
+                        rows.add((tenant, entity_id, name, prefix + kind, None, key))
     return rows
 
 

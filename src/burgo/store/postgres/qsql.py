@@ -2,11 +2,12 @@
 
 Each part of a query becomes a :class:`Filter`: a WHERE fragment every match satisfies, marked
 *exact* when the fragment selects precisely the matches. Exact are: ids, type expressions (the
-GIN index of the types array), attrs, scopeQ, and the q terms the attribute-value index of
-migration 0005 answers (existence, absence, ``==`` on numbers, strings and their ranges, ordering
-of numbers and strings, on a plain attribute) with any ``;``, ``|`` and parentheses over them.
-Other q terms (sub-attributes, members, compound values, ``!=``, patterns, DateTimes) and
-idPattern narrow to the entities holding the attribute, and the reference evaluator decides.
+GIN index of the types array), attrs, scopeQ, terms on ``createdAt`` and ``modifiedAt``, and the
+q terms the attribute-value index of migration 0005 answers (existence, absence, ``==`` with
+values, ranges and lists, and ordering, of numbers, strings, booleans, DateTimes, Dates and
+Times, on a plain attribute), with any ``;``, ``|`` and parentheses over them. Other q terms
+(paths into sub-attributes, members and compound values, ``!=``, patterns) and idPattern narrow
+to the entities holding the attribute, and the reference evaluator decides.
 
 A geo-query narrows by the box index (PostgreSQL's GiST over ``box``) and decides in SQL what it
 can exactly: ``near`` between two points by the same haversine formula as
@@ -46,9 +47,9 @@ from burgo.ngsild.qmatch import (
     Term,
 )
 from burgo.ngsild.query import EntityQuery, EntitySelector, TypeExpr
+from burgo.store.postgres.qindex import TEMPORAL_KINDS
 
 _SQL_OPS = {Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
-_INDEXED_KINDS = frozenset({LitKind.NUMBER, LitKind.STRING})
 _POSTGIS = {
     "within": "ST_Within",
     "contains": "ST_Contains",
@@ -164,7 +165,7 @@ def q_filter(expr: QExpr) -> Filter:
 def _term(term: Term) -> Filter:
     attr = term.path.attr
     if attr is None:
-        return UNKNOWN  # createdAt, modifiedAt
+        return _member_term(term)
     conditions = index_conditions(term)
     if conditions is None:
         # Whatever the term asks of the attribute, the entity holds it.
@@ -189,22 +190,34 @@ def _number(value: Any) -> float | None:
     return as_float if as_float == value and math.isfinite(as_float) else None
 
 
-def _operand(lit: Literal) -> tuple[str, Any] | None:
-    """The index column and value a literal compares with (None: the index cannot answer)."""
+_VALUE_KINDS = "v.kind IN ('v', 'c', 'r')"
+_ORDERED_KINDS = "v.kind IN ('v', 'c')"
+
+
+def _operand(lit: Literal, ordering: bool) -> tuple[str, Any] | None:
+    """The condition on an index row's kind and the column and value a literal compares with
+    (None: the index cannot answer)."""
     if lit.kind == LitKind.NUMBER:
         number = _number(lit.value)
-        return None if number is None else ("v.num", number)
+        kinds = _ORDERED_KINDS if ordering else _VALUE_KINDS
+        return None if number is None else (f"{kinds} AND v.num", number)
     if lit.kind == LitKind.STRING:
-        return "v.txt", lit.value
-    return None
+        kinds = _ORDERED_KINDS if ordering else _VALUE_KINDS
+        return f"{kinds} AND v.txt", lit.value
+    if lit.kind == LitKind.BOOLEAN:
+        kinds = "v.kind = 'b'" if ordering else "v.kind IN ('b', 'rb')"
+        return f"{kinds} AND v.num", 1.0 if lit.value else 0.0
+    kind = TEMPORAL_KINDS[lit.kind]
+    kinds = f"v.kind = '{kind}'" if ordering else f"v.kind IN ('{kind}', 'r{kind}')"
+    return f"{kinds} AND v.txt", lit.value
 
 
 def index_conditions(term: Term) -> list[tuple[str, list[Any]]] | None:
     """Conditions on one index row of the term's attribute, any of which makes a match.
 
     None when the index cannot answer the term: only a plain attribute (no sub-attribute, member
-    or trailing path) is indexed, and only its existence, ``==`` on numbers, strings and their
-    ranges, and ordering of numbers and strings (the rules of the SQLite backend's index).
+    or trailing path) is indexed, and only its existence, ``==`` (values, ranges, lists) and
+    ordering, of numbers, strings, booleans, DateTimes, Dates and Times.
     """
     path = term.path
     if path.attr is None or path.subs or path.member is not None or path.trail is not None:
@@ -213,35 +226,74 @@ def index_conditions(term: Term) -> list[tuple[str, list[Any]]] | None:
         return [("v.kind = 'e'", [])]
     if term.op in _SQL_OPS:
         lit = term.values[0]
-        if not isinstance(lit, Literal) or lit.kind not in _INDEXED_KINDS:
-            return None
-        operand = _operand(lit)
+        operand = _operand(lit, ordering=True) if isinstance(lit, Literal) else None
         if operand is None:
             return None
         # Relationships never order; a VocabProperty orders by its expanded term.
-        return [(f"{operand[0]} {_SQL_OPS[term.op]} %s AND v.kind <> 'r'", [operand[1]])]
+        return [(f"{operand[0]} {_SQL_OPS[term.op]} %s", [operand[1]])]
     if term.op != Op.EQ:
         return None
     conditions: list[tuple[str, list[Any]]] = []
     for item in term.values:
         if isinstance(item, Range):
-            low, high = _operand(item.low), _operand(item.high)
-            if item.low.kind not in _INDEXED_KINDS or low is None or high is None:
+            low, high = _operand(item.low, False), _operand(item.high, False)
+            if low is None or high is None:
                 return None
             conditions.append((f"{low[0]} BETWEEN %s AND %s", [low[1], high[1]]))
             continue
-        if item.kind not in _INDEXED_KINDS:
-            return None
-        operand = _operand(item)
+        operand = _operand(item, ordering=False)
         if operand is None:
             return None
         if item.kind == LitKind.STRING and item.vocab not in (None, item.value):
             # A VocabProperty holds the expanded term; other kinds hold the text as written.
-            conditions.append(("v.txt = %s AND v.kind <> 'c'", [item.value]))
-            conditions.append(("v.txt = %s AND v.kind = 'c'", [item.vocab]))
+            conditions.append(("v.kind IN ('v', 'r') AND v.txt = %s", [item.value]))
+            conditions.append(("v.kind = 'c' AND v.txt = %s", [item.vocab]))
         else:
             conditions.append((f"{operand[0]} = %s", [operand[1]]))
     return conditions
+
+
+# -- entity members: createdAt, modifiedAt ------------------------------------------------------
+
+# The column as burgo.ngsild.qmatch.temporal_key writes a DateTime (the column holds canonical
+# NGSI-LD time stamps).
+_CANONICAL = (
+    "CASE WHEN {column} <> '' THEN to_char({column}::timestamptz AT TIME ZONE 'UTC', "
+    """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+)
+
+
+def _member_term(term: Term) -> Filter:
+    """A term on ``createdAt`` or ``modifiedAt`` (stored in canonical form, '' when unset)."""
+    column = "e.created_at" if term.path.member == "createdAt" else "e.modified_at"
+    exists = f"{column} <> ''"
+    if term.op is None:
+        return Filter(exists)
+    if term.op not in (Op.EQ, Op.NE, *_SQL_OPS):
+        return UNKNOWN  # patterns: Python's regular expressions
+    comparisons: list[str] = []
+    params: list[Any] = []
+    for item in term.values:
+        lit = item.low if isinstance(item, Range) else item
+        if lit.kind == LitKind.DATETIME:
+            value = _CANONICAL.format(column=column)
+        elif lit.kind == LitKind.STRING:
+            value = column
+        else:
+            continue  # a time stamp is no number, boolean, Date or Time: never equal nor ordered
+        if isinstance(item, Range):
+            comparisons.append(f"{value} BETWEEN %s AND %s")
+            params += [item.low.value, item.high.value]
+        elif term.op in _SQL_OPS:
+            comparisons.append(f"{value} {_SQL_OPS[term.op]} %s")
+            params.append(item.value)
+        else:
+            comparisons.append(f"{value} = %s")
+            params.append(item.value)
+    found = "(" + " OR ".join(comparisons) + ")" if comparisons else "FALSE"
+    if term.op == Op.NE:
+        return Filter(f"({exists} AND NOT {found})", params)
+    return Filter(f"({exists} AND {found})", params)
 
 
 # -- scopeQ -------------------------------------------------------------------------------------
