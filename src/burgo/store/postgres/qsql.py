@@ -5,9 +5,11 @@ Each part of a query becomes a :class:`Filter`: a WHERE fragment every match sat
 GIN index of the types array), attrs, scopeQ, terms on ``createdAt`` and ``modifiedAt``, and the
 q terms the attribute-value index of migration 0005 answers (existence, absence, ``==`` with
 values, ranges and lists, and ordering, of numbers, strings, booleans, DateTimes, Dates and
-Times, on a plain attribute), with any ``;``, ``|`` and parentheses over them. Other q terms
-(paths into sub-attributes, members and compound values, ``!=``, patterns) and idPattern narrow
-to the entities holding the attribute, and the reference evaluator decides.
+Times, on a plain attribute), with any ``;``, ``|`` and parentheses over them. Terms the index does
+not answer (``!=``, paths into sub-attributes, members and compound values) walk the attribute's
+instances in the stored document, with exactly the reference evaluator's rules, still in SQL.
+Patterns (Python's regular expressions), DateTimes, Dates and Times inside documents, and
+idPattern narrow to the entities holding the attribute, and the reference evaluator decides.
 
 A geo-query narrows by the box index (PostgreSQL's GiST over ``box``) and decides in SQL what it
 can exactly: ``near`` between two points by the same haversine formula as
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -45,6 +48,7 @@ from burgo.ngsild.qmatch import (
     ScopeOr,
     ScopeTerm,
     Term,
+    Value,
 )
 from burgo.ngsild.query import EntityQuery, EntitySelector, TypeExpr
 from burgo.store.postgres.qindex import TEMPORAL_KINDS
@@ -167,10 +171,14 @@ def _term(term: Term) -> Filter:
     if attr is None:
         return _member_term(term)
     conditions = index_conditions(term)
-    if conditions is None:
-        # Whatever the term asks of the attribute, the entity holds it.
-        return Filter(_values_of(attr, [("v.kind = 'e'", [])]), [attr], exact=False)
-    return Filter(_values_of(attr, conditions), [attr, *(p for _, ps in conditions for p in ps)])
+    if conditions is not None:
+        params = [attr, *(p for _, ps in conditions for p in ps)]
+        return Filter(_values_of(attr, conditions), params)
+    walked = _json_term(term)
+    if walked is not None:
+        return walked
+    # Whatever the term asks of the attribute, the entity holds it.
+    return Filter(_values_of(attr, [("v.kind = 'e'", [])]), [attr], exact=False)
 
 
 def _values_of(attr: str, conditions: list[tuple[str, list[Any]]]) -> str:
@@ -251,6 +259,205 @@ def index_conditions(term: Term) -> list[tuple[str, list[Any]]] | None:
         else:
             conditions.append((f"{operand[0]} = %s", [operand[1]]))
     return conditions
+
+
+# -- terms the index does not answer: a walk over the attribute's instances in the document -----
+
+Sql = tuple[str, list[Any]]
+
+
+def _json_term(term: Term) -> Filter | None:
+    """The term over the stored document, exactly as the reference evaluator reads it: any
+    instance of the attribute, then the candidate values of the target (the elements of an array
+    value, the languages of a LanguageProperty, ...). None for patterns (Python's regular
+    expressions), DateTimes, Dates and Times (Python's ISO 8601 parsing), ordering of booleans,
+    and paths with a key PostgreSQL would read as an array index."""
+    path = term.path
+    if term.op in (Op.MATCH, Op.NO_MATCH):
+        return None
+    for item in term.values:
+        lit = item.low if isinstance(item, Range) else item
+        if lit.kind in TEMPORAL_KINDS:
+            return None
+        if lit.kind == LitKind.BOOLEAN and (term.op in _SQL_OPS or isinstance(item, Range)):
+            return None
+    keys = [*path.subs, *(path.trail or ()), *([path.member] if path.member else [])]
+    if any(_looks_like_index(key) for key in keys):
+        return None
+    inner, params = _instance(term)
+    assert path.attr is not None
+    return Filter(
+        "EXISTS (SELECT 1 FROM json_array_elements(e.doc -> 'attrs' -> %s) AS i(value) "
+        f"WHERE {inner})",
+        [path.attr, *params],
+    )
+
+
+def _looks_like_index(key: str) -> bool:
+    try:
+        int(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _instance(term: Term) -> Sql:
+    """The predicate on one instance ``i.value`` of the attribute."""
+    path = term.path
+    element = list(path.subs)
+
+    def at(*keys: str) -> Sql:
+        return "(i.value #> %s::text[])", [[*element, *keys]]
+
+    if path.member is not None:
+        return _generic(term, at(path.member), vocab=False)
+    kind = "(i.value #>> %s::text[])"
+    kind_params: list[Any] = [[*element, "type"]]
+    if path.trail is not None and path.trail != ("*",):
+        trail = path.trail
+        cases = [
+            ("'ListProperty'", at("valueList", *trail)),
+            ("'JsonProperty'", at("json", *trail)),
+            ("'Property'", at("value", *trail)),
+            ("'GeoProperty'", at("value", *trail)),
+        ]
+        if len(trail) == 1:
+            cases.append(("'LanguageProperty'", at("languageMap", *trail)))
+        value = "CASE " + kind + " " + " ".join(f"WHEN {w} THEN {sql}" for w, (sql, _) in cases)
+        value_params = [*kind_params, *(p for _, (_, ps) in cases for p in ps)]
+        return _generic(term, (value + " END", value_params), vocab=False)
+    if term.op is None:
+        if path.trail == ("*",):
+            return f"{kind} = 'LanguageProperty'", kind_params
+        sql, params = at()
+        return f"{sql} IS NOT NULL", params
+    branches: list[tuple[str, Sql]] = [("= 'LanguageProperty'", _language(term, at("languageMap")))]
+    if path.trail is None:
+        list_sql, list_params = at("valueList")
+        json_sql, json_params = at("json")
+        value_sql, value_params = at("value")
+        value = (
+            f"CASE {kind} WHEN 'ListProperty' THEN {list_sql} WHEN 'JsonProperty' THEN {json_sql} "
+            f"ELSE {value_sql} END"
+        )
+        value_kinds = "IN ('Property', 'GeoProperty', 'ListProperty', 'JsonProperty')"
+        branches.append(
+            (
+                value_kinds,
+                _generic(term, (value, [*kind_params, *list_params, *json_params, *value_params])),
+            )
+        )
+        branches.append(("= 'VocabProperty'", _generic(term, at("vocab"), vocab=True)))
+        if term.op in (Op.EQ, Op.NE):
+            branches.append(("= 'Relationship'", _generic(term, at("object"))))
+            branches.append(("= 'ListRelationship'", _object_list(term, at("objectList"))))
+    sqls = [f"({kind} {kinds} AND {sql})" for kinds, (sql, _) in branches]
+    params = [p for _, (_, ps) in branches for p in (*kind_params, *ps)]
+    return "(" + " OR ".join(sqls) + ")", params
+
+
+def _elements(value: str) -> str:
+    """The candidates of a JSON value: an array's elements, or the value itself."""
+    return (
+        f"json_array_elements(CASE WHEN json_typeof({value}) = 'array' THEN {value} "
+        f"ELSE json_build_array({value}) END)"
+    )
+
+
+def _generic(term: Term, target: Sql, vocab: bool = False) -> Sql:
+    """A term over the JSON value ``target`` of the instance: arrays match element by element."""
+    target_sql, target_params = target
+    if term.op is None:
+        return (
+            f"EXISTS (SELECT 1 FROM (SELECT {target_sql} AS x) AS t WHERE t.x IS NOT NULL)",
+            target_params,
+        )
+    compare, compare_params = _compare(term, "c.value", vocab)
+    found = (
+        f"EXISTS (SELECT 1 FROM {_elements('t.x')} AS c(value) "
+        f"WHERE json_typeof(t.x) <> 'object' AND {compare})"
+    )
+    test = f"t.x IS NOT NULL AND NOT {found}" if term.op == Op.NE else found
+    return (
+        f"EXISTS (SELECT 1 FROM (SELECT {target_sql} AS x) AS t WHERE {test})",
+        [*target_params, *compare_params],
+    )
+
+
+def _object_list(term: Term, target: Sql) -> Sql:
+    target_sql, target_params = target
+    compare, params = _compare(term, "(c.value -> 'object')", False)
+    found = (
+        f"EXISTS (SELECT 1 FROM (SELECT {target_sql} AS x) AS t, json_array_elements("
+        "CASE WHEN json_typeof(t.x) = 'array' THEN t.x ELSE '[]'::json END) AS c(value) "
+        f"WHERE {compare})"
+    )
+    return (f"NOT {found}" if term.op == Op.NE else found), [*target_params, *params]
+
+
+def _language(term: Term, target: Sql) -> Sql:
+    target_sql, target_params = target
+    compare, params = _compare(term, "c.value", False)
+    found = (
+        f"EXISTS (SELECT 1 FROM (SELECT {target_sql} AS x) AS t, json_each("
+        "CASE WHEN json_typeof(t.x) = 'object' THEN t.x ELSE '{}'::json END) AS m, "
+        f"{_elements('m.value')} AS c(value) WHERE {compare})"
+    )
+    return (f"NOT {found}" if term.op == Op.NE else found), [*target_params, *params]
+
+
+def _compare(term: Term, value: str, vocab: bool) -> Sql:
+    """The JSON candidate ``value`` satisfies the term's operator (``!`` dropped); never NULL."""
+    op = term.op
+    if op in (Op.EQ, Op.NE):
+        parts = [_equal(item, value, vocab) for item in term.values]
+        sql = "(" + " OR ".join(s for s, _ in parts) + ")"
+        return f"coalesce({sql}, FALSE)", [p for _, ps in parts for p in ps]
+    assert op in _SQL_OPS
+    lit = term.values[0]
+    assert isinstance(lit, Literal)
+    typed, want = _typed(lit, value)
+    return f"coalesce({typed} {_SQL_OPS[op]} {want}, FALSE)", [_param(lit.value, lit.kind)]
+
+
+def _typed(lit: Literal, value: str) -> tuple[str, str]:
+    """SQL for the candidate as a value of the literal's kind (NULL when the kinds differ), and
+    the placeholder of a literal to compare it with."""
+    if lit.kind == LitKind.NUMBER:
+        # numeric: exact for any JSON number (stored numbers are Python's shortest forms).
+        return (
+            f"(CASE WHEN json_typeof({value}) = 'number' THEN ({value} #>> '{{}}')::numeric END)",
+            "%s::numeric",
+        )
+    return (
+        f"(CASE WHEN json_typeof({value}) = 'string' "
+        f"""THEN ({value} #>> '{{}}') COLLATE "C" END)""",
+        "%s",
+    )
+
+
+def _param(value: Any, kind: LitKind) -> Any:
+    """A literal as a bound parameter: numbers as exact decimals."""
+    if kind == LitKind.NUMBER:
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return value
+
+
+def _equal(item: Value, value: str, vocab: bool) -> Sql:
+    if isinstance(item, Range):
+        typed, want = _typed(item.low, value)
+        return (
+            f"({typed} BETWEEN {want} AND {want})",
+            [_param(item.low.value, item.low.kind), _param(item.high.value, item.high.kind)],
+        )
+    if item.kind == LitKind.BOOLEAN:
+        return (
+            f"(json_typeof({value}) = 'boolean' AND ({value} #>> '{{}}') = %s)",
+            ["true" if item.value else "false"],
+        )
+    wanted = item.vocab if vocab and item.vocab is not None else item.value
+    typed, want = _typed(item, value)
+    return f"({typed} = {want})", [_param(wanted, item.kind)]
 
 
 # -- entity members: createdAt, modifiedAt ------------------------------------------------------
