@@ -129,8 +129,12 @@ def _selector(selector: EntitySelector) -> Filter:
     return conjunction(parts)
 
 
-def query_filter(query: EntityQuery) -> Filter:
-    """The conditions of everything but the geo-query (and paging)."""
+def query_filter(query: EntityQuery, probe: bool = False) -> Filter:
+    """The conditions of everything but the geo-query (and paging).
+
+    ``probe``: index look-ups are made per visited row (cheap for a walk in id order that stops
+    once the page is full) rather than joined (cheap when few rows hold the value, or for a
+    count)."""
     parts: list[Filter] = []
     if query.selectors:
         parts.append(_disjunction([_selector(s) for s in query.selectors]))
@@ -143,7 +147,7 @@ def query_filter(query: EntityQuery) -> Filter:
             )
         )
     if query.q is not None:
-        parts.append(q_filter(query.q))
+        parts.append(q_filter(query.q, probe))
     if query.scope_q is not None:
         parts.append(scope_filter(query.scope_q))
     return conjunction(parts)
@@ -152,41 +156,64 @@ def query_filter(query: EntityQuery) -> Filter:
 # -- q ------------------------------------------------------------------------------------------
 
 
-def q_filter(expr: QExpr) -> Filter:
+def q_filter(expr: QExpr, probe: bool = False) -> Filter:
     """The conditions of a q expression."""
     if isinstance(expr, And):
-        return conjunction([q_filter(item) for item in expr.items])
+        return conjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Or):
-        return _disjunction([q_filter(item) for item in expr.items])
+        return _disjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Absent):
-        present = _term(Term(expr.path))
+        present = _term(Term(expr.path), probe)
         if not present.exact:
             return UNKNOWN
         return Filter(f"NOT {present.sql}", present.params)
-    return _term(expr)
+    return _term(expr, probe)
 
 
-def _term(term: Term) -> Filter:
+def _term(term: Term, probe: bool) -> Filter:
     attr = term.path.attr
     if attr is None:
         return _member_term(term)
     conditions = index_conditions(term)
     if conditions is not None:
         params = [attr, *(p for _, ps in conditions for p in ps)]
-        return Filter(_values_of(attr, conditions), params)
+        return Filter(_values_of(attr, conditions, probe), params)
     walked = _json_term(term)
     if walked is not None:
         return walked
     # Whatever the term asks of the attribute, the entity holds it.
-    return Filter(_values_of(attr, [("v.kind = 'e'", [])]), [attr], exact=False)
+    return Filter(_values_of(attr, [("v.kind = 'e'", [])], probe), [attr], exact=False)
 
 
-def _values_of(attr: str, conditions: list[tuple[str, list[Any]]]) -> str:
+def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> str:
     either = " OR ".join(f"({sql})" for sql, _ in conditions)
-    return (
+    exists = (
         "EXISTS (SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
         f"AND v.entity_id = e.id AND v.attr = %s AND ({either}))"
     )
+    # IS TRUE keeps PostgreSQL from turning the look-up into a join.
+    return f"({exists} IS TRUE)" if probe else exists
+
+
+def rare_terms(expr: QExpr) -> list[Filter]:
+    """For each indexed term every match of ``expr`` satisfies (existence aside), a query of
+    its index rows (over ``v``, the tenant a parameter still to add first): a planner counts
+    them to learn whether the term is rare enough to drive the query."""
+    items = expr.items if isinstance(expr, And) else (expr,)
+    found = []
+    for item in items:
+        if isinstance(item, Term) and item.op is not None and item.path.attr is not None:
+            conditions = index_conditions(item)
+            if conditions is not None:
+                either = " OR ".join(f"({sql})" for sql, _ in conditions)
+                found.append(
+                    Filter(
+                        "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s "
+                        f"AND v.attr = %s AND ({either})",
+                        [item.path.attr, *(p for _, ps in conditions for p in ps)],
+                    )
+                )
+    return found
 
 
 def _number(value: Any) -> float | None:

@@ -20,27 +20,51 @@ from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection
 from burgo.store.postgres.entities import delete_entity_row
 from burgo.store.postgres.qindex import PostgresQIndex
-from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter
+from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter, rare_terms
 from burgo.store.queries import QueryResult
 
 # Rows fetched from the server-side cursor per round trip.
 _BATCH = 500
+# Below this many index rows, a q term every match satisfies drives the query.
+FEW_CANDIDATES = 2000
 
 
 class _Plan:
-    """The SQL of one query: its WHERE clause over ``e``, whether it selects exactly the answer,
-    and the SQL of a per-row flag telling that the geo-query certainly holds."""
+    """The SQL of one query: its WHERE clause over ``e`` (``page``: the form for a walk in id
+    order; ``where``: the form for a count), whether it selects exactly the answer, and the SQL
+    of a per-row flag telling that the geo-query certainly holds."""
 
     def __init__(self, tenant: str, query: EntityQuery, postgis: bool) -> None:
         self.query = query
-        base = query_filter(query)
-        self.residual = not base.exact
+        self.tenant = tenant
         self.geo = geo_sql(query.geo, postgis) if query.geo is not None else None
-        parts = [Filter("e.tenant = %s", [tenant]), base]
+        self.where = self._where(probe=False)
+        self.page = self.where
+        self.residual = not query_filter(query).exact
+
+    def _where(self, probe: bool) -> Filter:
+        parts = [Filter("e.tenant = %s", [self.tenant]), query_filter(self.query, probe)]
         if self.geo is not None:
             parts.append(self.geo.some("IS NOT FALSE"))
-        self.where = conjunction(parts)
-        self.tenant = tenant
+        return conjunction(parts)
+
+    async def prepare(self, conn: Connection, few: int) -> None:
+        """Choose how the page is read. A q term every match satisfies whose index holds few
+        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
+        which drives by its own index) the entities are walked in id order, each visited row
+        looking up its own index rows, and the walk stops when the page is full. ``few``: see
+        :data:`FEW_CANDIDATES`."""
+        if self.query.q is None or self.geo is not None:
+            return
+        for term in rare_terms(self.query.q):
+            cursor = await conn.execute(
+                f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
+                [self.tenant, *term.params, few],
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] < few:
+                return
+        self.page = self._where(probe=True)
 
     def sure(self) -> Filter:
         """A column: the geo-query holds for the row (true when there is none)."""
@@ -69,12 +93,12 @@ async def _walk(
     """Every entity matching the query, in id order (the candidates locked when ``lock``)."""
     sure = plan.sure()
     statement = (
-        f"SELECT e.doc, {sure.sql} FROM entities AS e WHERE {plan.where.sql} "  # noqa: S608 - fixed fragments
+        f"SELECT e.doc, {sure.sql} FROM entities AS e WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
         f"ORDER BY e.id{' FOR UPDATE OF e' if lock else ''}"
     )
     async with conn.cursor(name="burgo_query") as cursor:
         cursor.itersize = _BATCH
-        await cursor.execute(statement, [*sure.params, *plan.where.params])
+        await cursor.execute(statement, [*sure.params, *plan.page.params])
         async for doc, certain in cursor:
             entity = entity_from_storage(doc)
             if (certain and not plan.residual) or matches(entity, plan.query):
@@ -84,11 +108,15 @@ async def _walk(
 class PostgresQueries(PostgresQIndex):
     """Query and purge entities."""
 
+    # Below this many index rows, a q term every match satisfies drives the query.
+    few_candidates = FEW_CANDIDATES
+
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         """One page of the entities matching ``query``, by id, with the count if asked for."""
         await self._check_tenant(tenant)
         plan = _Plan(tenant, query, self.postgis)
         async with self._transaction() as conn:
+            await plan.prepare(conn, self.few_candidates)
             if await plan.exact(conn):
                 return await _exact_page(conn, plan)
             return await _walked_page(conn, plan)
@@ -113,18 +141,24 @@ class PostgresQueries(PostgresQIndex):
 
 async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
     """The page and count straight from SQL."""
-    query, where = plan.query, plan.where
+    query, where, walk = plan.query, plan.where, plan.page
     page: list[Entity] = []
     more = False
     if query.limit > 0:
+        # The page's ids first (from the indexes alone when the conditions allow), then only
+        # their documents.
         cursor = await conn.execute(
-            f"SELECT e.doc FROM entities AS e WHERE {where.sql} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id FROM entities AS e WHERE {walk.sql} "  # noqa: S608 - fixed fragments
             "ORDER BY e.id LIMIT %s OFFSET %s",
-            [*where.params, query.limit + 1, query.offset],
+            [*walk.params, query.limit + 1, query.offset],
         )
-        rows = await cursor.fetchall()
-        more = len(rows) > query.limit
-        page = [entity_from_storage(doc) for (doc,) in rows[: query.limit]]
+        ids = [entity_id for (entity_id,) in await cursor.fetchall()]
+        more = len(ids) > query.limit
+        cursor = await conn.execute(
+            "SELECT doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[]) ORDER BY id",
+            [plan.tenant, ids[: query.limit]],
+        )
+        page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
     count = None
     if query.count:
         cursor = await conn.execute(

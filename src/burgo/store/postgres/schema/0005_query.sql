@@ -20,6 +20,15 @@ CREATE INDEX entity_attr_values_num ON entity_attr_values (tenant, attr, num, en
     WHERE num IS NOT NULL;
 CREATE INDEX entity_attr_values_txt ON entity_attr_values (tenant, attr, txt, entity_id)
     WHERE txt IS NOT NULL;
+-- An attribute's values depend on the attribute: statistics of the pairs let the planner see
+-- that status == "ok" is common while fillingLevel > 0.99 is rare.
+CREATE STATISTICS entity_attr_values_txt_stats (mcv, dependencies)
+    ON attr, txt FROM entity_attr_values;
+CREATE STATISTICS entity_attr_values_num_stats (dependencies) ON attr, num FROM entity_attr_values;
+
+-- Pages walk the entities in id order: with the types in the index, the walk and the counts
+-- of a type skip the documents (index-only scans).
+CREATE INDEX entities_type_walk ON entities (tenant, id) INCLUDE (types);
 
 -- entity_geo: one row per GeoProperty instance, its bounding box in a GiST index (the box type
 -- of PostgreSQL itself), a Point's position in lon and lat, and with PostGIS the geometry.
