@@ -187,12 +187,15 @@ def _term(term: Term, probe: bool) -> Filter:
 
 def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> str:
     either = " OR ".join(f"({sql})" for sql, _ in conditions)
-    exists = (
-        "EXISTS (SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
-        f"AND v.entity_id = e.id AND v.attr = %s AND ({either}))"
+    rows = (
+        "FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
+        f"AND v.entity_id = e.id AND v.attr = %s AND ({either})"
     )
-    # IS TRUE keeps PostgreSQL from turning the look-up into a join.
-    return f"({exists} IS TRUE)" if probe else exists
+    if probe:
+        # A scalar subquery with LIMIT: PostgreSQL neither joins nor hashes it, but looks the
+        # row's own index rows up.
+        return f"((SELECT 1 {rows} LIMIT 1) IS NOT NULL)"
+    return f"EXISTS (SELECT 1 {rows})"
 
 
 def rare_terms(expr: QExpr) -> list[Filter]:
