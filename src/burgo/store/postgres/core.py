@@ -86,6 +86,9 @@ def redacted(url: str) -> str:
 
 async def _configure(conn: Connection) -> None:
     set_json_loads(orjson.loads, conn)
+    # Burgo's queries are short: compiling them (JIT) costs more than it saves.
+    await conn.execute("SET jit = off")
+    await conn.commit()
 
 
 class PostgresCore:

@@ -4,9 +4,9 @@ The conditions of a query (:mod:`burgo.store.postgres.qsql`) run in the database
 entities, the attribute-value index and the geo index of migration 0005. When SQL decides every
 part exactly (the common case: types, ids, attrs, scopeQ, indexed q terms, geo-queries it can
 decide), the page is ``ORDER BY id LIMIT ... OFFSET ...`` and the count a ``count(*)``. Otherwise
-the rows SQL selects (a superset of the answer) are walked in id order through a server-side
-cursor and the reference :func:`burgo.ngsild.query.matches` decides the undecided ones, so both
-backends give the same answer.
+the rows SQL selects (a superset of the answer) are walked in id order, in batches, and the
+reference :func:`burgo.ngsild.query.matches` decides the undecided ones, so both backends give
+the same answer.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from burgo.store.postgres.qindex import PostgresQIndex
 from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter, rare_terms
 from burgo.store.queries import QueryResult
 
-# Rows fetched from the server-side cursor per round trip.
+# Candidate rows read per statement of a walk.
 _BATCH = 500
 # Below this many index rows, a q term every match satisfies drives the query.
 FEW_CANDIDATES = 2000
@@ -90,19 +90,27 @@ class _Plan:
 async def _walk(
     conn: Connection, plan: _Plan, *, lock: bool = False
 ) -> AsyncGenerator[Entity, None]:
-    """Every entity matching the query, in id order (the candidates locked when ``lock``)."""
+    """Every entity matching the query, in id order (the candidates locked when ``lock``): SQL
+    selects the candidates in batches (each a LIMIT, so PostgreSQL plans a walk that stops
+    early), the reference decides the rows SQL left undecided."""
     sure = plan.sure()
-    statement = (
-        f"SELECT e.doc, {sure.sql} FROM entities AS e WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
-        f"ORDER BY e.id{' FOR UPDATE OF e' if lock else ''}"
-    )
-    async with conn.cursor(name="burgo_query") as cursor:
-        cursor.itersize = _BATCH
-        await cursor.execute(statement, [*sure.params, *plan.page.params])
-        async for doc, certain in cursor:
+    after: str | None = None
+    while True:
+        keyset = "" if after is None else " AND e.id > %s"
+        statement = (
+            f"SELECT e.id, e.doc, {sure.sql} FROM entities AS e WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"ORDER BY e.id LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
+        )
+        params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
+        cursor = await conn.execute(statement, params)
+        rows = await cursor.fetchall()
+        for _, doc, certain in rows:
             entity = entity_from_storage(doc)
             if (certain and not plan.residual) or matches(entity, plan.query):
                 yield entity
+        if len(rows) < _BATCH:
+            return
+        after = rows[-1][0]
 
 
 class PostgresQueries(PostgresQIndex):
