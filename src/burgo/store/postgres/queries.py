@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
 
 from burgo.ngsild.model import Entity, entity_from_storage
 from burgo.ngsild.query import EntityQuery, matches
@@ -97,15 +98,23 @@ async def _walk(
     after: str | None = None
     while True:
         keyset = "" if after is None else " AND e.id > %s"
+        # The ids first (from the indexes alone when the conditions allow), then the documents.
         statement = (
-            f"SELECT e.id, e.doc, {sure.sql} FROM entities AS e WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id, {sure.sql} FROM entities AS e WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
             f"ORDER BY e.id LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
         )
         params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
         cursor = await conn.execute(statement, params)
         rows = await cursor.fetchall()
-        for _, doc, certain in rows:
-            entity = entity_from_storage(doc)
+        if not rows:
+            return
+        cursor = await conn.execute(
+            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[])",
+            [plan.tenant, [entity_id for entity_id, _ in rows]],
+        )
+        docs: dict[str, Any] = dict(await cursor.fetchall())
+        for entity_id, certain in rows:
+            entity = entity_from_storage(docs[entity_id])
             if (certain and not plan.residual) or matches(entity, plan.query):
                 yield entity
         if len(rows) < _BATCH:
