@@ -138,7 +138,7 @@ async def test_common_queries_are_decided_in_sql(pg: PostgresStore) -> None:
         assert not query_filter(EntityQuery(q=parse_q(text, expand))).exact, text
 
 
-async def _index_rows(store: PostgresStore, tenant: str) -> tuple[set[Any], list[Any]]:
+async def _index_rows(store: PostgresStore, tenant: str) -> tuple[set[Any], list[Any], set[Any]]:
     async with store._transaction() as conn:
         cursor = await conn.execute(
             "SELECT tenant, entity_id, attr, kind, num, txt FROM entity_attr_values "
@@ -152,17 +152,23 @@ async def _index_rows(store: PostgresStore, tenant: str) -> tuple[set[Any], list
             (tenant,),
         )
         geo = [row[:3] for row in await cursor.fetchall()]
-    return values, geo
+        cursor = await conn.execute(
+            "SELECT type, id FROM entity_type_ids WHERE tenant = %s", (tenant,)
+        )
+        types = set(await cursor.fetchall())
+    return values, geo, types
 
 
-def _expected_rows(tenant: str, entities: list[Entity]) -> tuple[set[Any], list[Any]]:
+def _expected_rows(tenant: str, entities: list[Entity]) -> tuple[set[Any], list[Any], set[Any]]:
     values: set[Any] = set()
     geo: list[Any] = []
+    types: set[Any] = set()
     for entity in entities:
         for name, instances in entity.attrs.items():
             values |= attribute_rows(tenant, entity.id, name, instances)
         geo += [row[:3] for row in geo_rows(tenant, entity)]
-    return values, sorted(geo, key=lambda row: (row[1], row[2]))
+        types |= {(t, entity.id) for t in entity.types}
+    return values, sorted(geo, key=lambda row: (row[1], row[2])), types
 
 
 @settings(
@@ -192,6 +198,7 @@ async def test_the_indexes_follow_writes_and_the_fill_rebuilds_them(
     async with pg._transaction() as conn:
         await conn.execute("DELETE FROM entity_attr_values WHERE tenant = %s", (tenant,))
         await conn.execute("DELETE FROM entity_geo WHERE tenant = %s", (tenant,))
+        await conn.execute("DELETE FROM entity_type_ids WHERE tenant = %s", (tenant,))
         await conn.execute("INSERT INTO burgo_backfill (name) VALUES ('query_indexes')")
     reopened = PostgresStore(pg.url, max_connections=2)
     await reopened.open()

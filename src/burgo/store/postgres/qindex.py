@@ -9,7 +9,8 @@ Relationship objects; booleans as 0 and 1 (kind ``b``); and the sortable key
 (``a``) or a Time (``t``). Boolean and temporal rows of a Relationship's objects take an ``r``
 before their kind: they compare with ``==`` only, never order.
 ``entity_geo`` holds one row per GeoProperty instance: its GeoJSON, bounding box, a Point's
-position and, with PostGIS, its geometry. :mod:`burgo.store.postgres.qsql` reads both.
+position and, with PostGIS, its geometry; ``entity_type_ids`` lists each entity under each of
+its types. :mod:`burgo.store.postgres.qsql` and :mod:`burgo.store.postgres.queries` read them.
 
 Both are rewritten inside the transaction of each entity write; entities stored before the
 indexes existed are indexed when the store next opens (:meth:`PostgresQIndex.open`).
@@ -129,6 +130,7 @@ class PostgresQIndex(PostgresCore):
         """Change hook: rewrite the index rows of what changed in the entity."""
         await self._index_values(conn, record)
         await self._index_geometry(conn, record)
+        await _index_types(conn, record)
 
     async def _index_values(self, conn: Connection, record: EntityChangeRecord) -> None:
         tenant, entity_id, before, after = (
@@ -220,10 +222,14 @@ class PostgresQIndex(PostgresCore):
                     return
                 # A fill interrupted earlier may have indexed some of these: start them clean.
                 span = (batch[0][0], batch[0][1], batch[-1][0], batch[-1][1])
-                for table in ("entity_attr_values", "entity_geo"):
+                for table, column in (
+                    ("entity_attr_values", "entity_id"),
+                    ("entity_geo", "entity_id"),
+                    ("entity_type_ids", "id"),
+                ):
                     await conn.execute(
-                        f"DELETE FROM {table} WHERE (tenant, entity_id) >= (%s, %s) "  # noqa: S608 - fixed names
-                        "AND (tenant, entity_id) <= (%s, %s)",
+                        f"DELETE FROM {table} WHERE (tenant, {column}) >= (%s, %s) "  # noqa: S608 - fixed names
+                        f"AND (tenant, {column}) <= (%s, %s)",
                         span,
                     )
                 for tenant, entity_id, doc in batch:
@@ -232,6 +238,24 @@ class PostgresQIndex(PostgresCore):
                         conn, EntityChangeRecord(tenant, entity_id, None, entity, "")
                     )
                 after = (batch[-1][0], batch[-1][1])
+
+
+async def _index_types(conn: Connection, record: EntityChangeRecord) -> None:
+    before = set(record.before.types) if record.before is not None else set()
+    after = set(record.after.types) if record.after is not None else set()
+    if before == after:
+        return
+    if before - after:
+        await conn.execute(
+            "DELETE FROM entity_type_ids WHERE tenant = %s AND id = %s AND type = ANY(%s)",
+            (record.tenant, record.entity_id, sorted(before - after)),
+        )
+    if after - before:
+        await conn.execute(
+            "INSERT INTO entity_type_ids (tenant, type, id) "
+            "SELECT %s, type, %s FROM unnest(%s::text[]) AS type ON CONFLICT DO NOTHING",
+            (record.tenant, record.entity_id, sorted(after - before)),
+        )
 
 
 async def _insert_values(conn: Connection, rows: list[AttrRow]) -> None:

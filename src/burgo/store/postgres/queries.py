@@ -16,7 +16,7 @@ from contextlib import aclosing
 from typing import Any
 
 from burgo.ngsild.model import Entity, entity_from_storage
-from burgo.ngsild.query import EntityQuery, matches
+from burgo.ngsild.query import EntityQuery, TypeExpr, matches
 from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection
 from burgo.store.postgres.entities import delete_entity_row
@@ -42,6 +42,9 @@ class _Plan:
         self.where = self._where(probe=False)
         self.page = self.where
         self.residual = not query_filter(query).exact
+        # Where the page's rows come from and their order (a type's own list, see prepare).
+        self.source = "entities AS e"
+        self.order = "e.id"
 
     def _where(self, probe: bool) -> Filter:
         parts = [Filter("e.tenant = %s", [self.tenant]), query_filter(self.query, probe)]
@@ -55,17 +58,30 @@ class _Plan:
         which drives by its own index) the entities are walked in id order, each visited row
         looking up its own index rows, and the walk stops when the page is full. ``few``: see
         :data:`FEW_CANDIDATES`."""
-        if self.query.q is None or self.geo is not None:
+        if self.geo is not None:
             return
-        for term in rare_terms(self.query.q):
-            cursor = await conn.execute(
-                f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
-                [self.tenant, *term.params, few],
-            )
-            row = await cursor.fetchone()
-            if row is not None and row[0] < few:
-                return
-        self.page = self._where(probe=True)
+        if self.query.q is not None:
+            for term in rare_terms(self.query.q):
+                cursor = await conn.execute(
+                    f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
+                    [self.tenant, *term.params, few],
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] < few:
+                    return
+            self.page = self._where(probe=True)
+        selectors = self.query.selectors
+        if len(selectors) == 1 and not selectors[0].ids and selectors[0].types is not None:
+            required = _required_type(selectors[0].types)
+            if required is not None:
+                # Walk that type's own id list, not every entity of the tenant.
+                self.source = (
+                    "entity_type_ids AS t JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id"
+                )
+                self.order = "t.id"
+                self.page = conjunction(
+                    [Filter("t.tenant = %s AND t.type = %s", [self.tenant, required]), self.page]
+                )
 
     def sure(self) -> Filter:
         """A column: the geo-query holds for the row (true when there is none)."""
@@ -88,6 +104,18 @@ class _Plan:
         return not (row and row[0])
 
 
+def _required_type(expr: TypeExpr | str) -> str | None:
+    """A type every match must have, if there is one."""
+    if isinstance(expr, str):
+        return expr
+    if expr.op == "and" or len(expr.items) == 1:
+        for item in expr.items:
+            found = _required_type(item)
+            if found is not None:
+                return found
+    return None
+
+
 async def _walk(
     conn: Connection, plan: _Plan, *, lock: bool = False
 ) -> AsyncGenerator[Entity, None]:
@@ -97,11 +125,11 @@ async def _walk(
     sure = plan.sure()
     after: str | None = None
     while True:
-        keyset = "" if after is None else " AND e.id > %s"
+        keyset = "" if after is None else f" AND {plan.order} > %s"
         # The ids first (from the indexes alone when the conditions allow), then the documents.
         statement = (
-            f"SELECT e.id, {sure.sql} FROM entities AS e WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
-            f"ORDER BY e.id LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
+            f"SELECT e.id, {sure.sql} FROM {plan.source} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"ORDER BY {plan.order} LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
         )
         params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
         cursor = await conn.execute(statement, params)
@@ -165,8 +193,8 @@ async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
         # The page's ids first (from the indexes alone when the conditions allow), then only
         # their documents.
         cursor = await conn.execute(
-            f"SELECT e.id FROM entities AS e WHERE {walk.sql} "  # noqa: S608 - fixed fragments
-            "ORDER BY e.id LIMIT %s OFFSET %s",
+            f"SELECT e.id FROM {plan.source} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
+            f"ORDER BY {plan.order} LIMIT %s OFFSET %s",
             [*walk.params, query.limit + 1, query.offset],
         )
         ids = [entity_id for (entity_id,) in await cursor.fetchall()]

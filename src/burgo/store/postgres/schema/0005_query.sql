@@ -30,6 +30,15 @@ CREATE STATISTICS entity_attr_values_num_stats (dependencies) ON attr, num FROM 
 -- of a type skip the documents (index-only scans).
 CREATE INDEX entities_type_walk ON entities (tenant, id) INCLUDE (types);
 
+-- entity_type_ids: each entity under each of its types, in id order: a page of one type walks
+-- that type alone.
+CREATE TABLE entity_type_ids (
+    tenant      text COLLATE "C" NOT NULL,
+    type        text COLLATE "C" NOT NULL,
+    id          text COLLATE "C" NOT NULL,
+    PRIMARY KEY (tenant, type, id)
+);
+
 -- entity_geo: one row per GeoProperty instance, its bounding box in a GiST index (the box type
 -- of PostgreSQL itself), a Point's position in lon and lat, and with PostGIS the geometry.
 CREATE TABLE entity_geo (
