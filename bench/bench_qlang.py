@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_qlang.py                   # 100,000 entities, 200 queries each
     .venv/bin/python bench/bench_qlang.py --workdir /tmp/bq --requests 100
+    .venv/bin/python bench/bench_qlang.py --postgres postgresql://...     # on PostgreSQL
 
 Seeds the same Fundão town as bench/bench_queries.py (through the store, before the server
 starts; not a figure), then ``burgo serve`` answers ``GET /entities?type=...&q=...&limit=100`` one
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_entities import HOST, running_server
-from bench_queries import Figure, measure, seed
+from bench_queries import Figure, measure, prepare
 from bench_queries import _path as query_path
 
 
@@ -72,8 +73,9 @@ def run(port: int, pid: int, args: argparse.Namespace) -> list[Figure]:
 
 def markdown(figures: list[Figure], args: argparse.Namespace) -> str:
     """The figures as a Markdown table."""
+    store = "PostgreSQL" if args.postgres else "SQLite"
     lines = [
-        f"{args.entities:,} entities, {args.requests} requests per query, limit=100.",
+        f"{store}, {args.entities:,} entities, {args.requests} requests per query, limit=100.",
         "",
         "| query | p50 ms | p95 ms | target p95 | met | server CPU ms/req | entities per answer |",
         "|---|---:|---:|---:|---|---:|---:|",
@@ -96,14 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="keep the seeded database here and reuse it next time"
     )
+    parser.add_argument(
+        "--postgres", metavar="URL", help="a PostgreSQL database to seed (if empty) and query"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="burgo-bench-qlang-") as tmp:
         workdir = args.workdir or Path(tmp)
-        if not (workdir / "burgo.db").exists():
-            workdir.mkdir(parents=True, exist_ok=True)
-            seconds = seed(workdir / "burgo.db", args.entities)
-            print(f"seeded {args.entities} entities in {seconds:.1f} s", flush=True)
-        with running_server("FULL", workdir) as (process, port, _):
+        workdir.mkdir(parents=True, exist_ok=True)
+        prepare(args, workdir)
+        with running_server("FULL", workdir, args.postgres) as (process, port, _):
             figures = run(port, process.pid, args)
     print(markdown(figures, args))
     return 0 if all(f.met for f in figures[:3]) else 1

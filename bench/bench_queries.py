@@ -4,12 +4,14 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_queries.py                 # 100,000 entities, 300 queries each
     .venv/bin/python bench/bench_queries.py --entities 20000 --requests 100
+    .venv/bin/python bench/bench_queries.py --postgres postgresql://...   # on PostgreSQL
 
 The database is seeded before the server starts, through the store itself (the same parse and
 create path as POST /entities, many entities per writer transaction); the seed time is not a
-figure. Then ``burgo serve`` answers the queries over HTTP, one at a time on a keep-alive
-connection. Every answer is checked (status 200, a plausible body, the count header) and any
-wrong answer fails the run.
+figure. With ``--postgres URL`` the entities go into that PostgreSQL database (seeded when it
+holds no entity, reused when it holds as many as asked). Then ``burgo serve`` answers the
+queries over HTTP, one at a time on a keep-alive connection. Every answer is checked (status
+200, a plausible body, the count header) and any wrong answer fails the run.
 """
 
 from __future__ import annotations
@@ -107,13 +109,19 @@ def waste_container(number: int, rng: random.Random) -> dict[str, object]:
 MAKERS = (air_quality, parking_spot, waste_container)
 
 
-async def _seed(db: Path, count: int) -> None:
+async def _seed(db: Path | str, count: int) -> None:
     from burgo.ngsild.context import core_context
     from burgo.ngsild.parse import parse_entity
     from burgo.ngsild.update import create_entity
+    from burgo.store.batch import EntityWrite
+    from burgo.store.postgres import PostgresStore
     from burgo.store.sqlite import SqliteStore
 
-    store = SqliteStore(db, synchronous="NORMAL")
+    store: SqliteStore | PostgresStore
+    if isinstance(db, str):
+        store = PostgresStore(db, max_connections=8)
+    else:
+        store = SqliteStore(db, synchronous="NORMAL")
     await store.open()
     ctx, rng, now = core_context(), random.Random(7), "2024-05-01T10:00:00.000Z"
     try:
@@ -122,16 +130,61 @@ async def _seed(db: Path, count: int) -> None:
                 create_entity(parse_entity(MAKERS[n % 3](n, rng), ctx), now)
                 for n in range(start, min(count, start + 5000))
             ]
-            await asyncio.gather(*(store.create_entity("", e) for e in chunk))
+            if isinstance(store, PostgresStore):
+                # Batches of 500, one transaction each, four at a time.
+                parts = [chunk[i : i + 500] for i in range(0, len(chunk), 500)]
+                for first in range(0, len(parts), 4):
+                    await asyncio.gather(
+                        *(
+                            store.write_entities("", [EntityWrite(e.id, create=e) for e in part])
+                            for part in parts[first : first + 4]
+                        )
+                    )
+            else:
+                await asyncio.gather(*(store.create_entity("", e) for e in chunk))
     finally:
         await store.close()
 
 
-def seed(db: Path, count: int) -> float:
-    """Write ``count`` entities (a third of each type) into a new database; seconds taken."""
+def seed(db: Path | str, count: int) -> float:
+    """Write ``count`` entities (a third of each type) into a new SQLite database or an empty
+    PostgreSQL one (a URL); seconds taken."""
     started = time.perf_counter()
     asyncio.run(_seed(db, count))
     return time.perf_counter() - started
+
+
+def stored_entities(url: str) -> int:
+    """How many entities the PostgreSQL database at ``url`` holds in the default tenant."""
+    from burgo.store.postgres import PostgresStore
+
+    async def count() -> int:
+        store = PostgresStore(url, max_connections=1)
+        await store.open()
+        try:
+            return await store.count_entities("")
+        finally:
+            await store.close()
+
+    return asyncio.run(count())
+
+
+def prepare(args: argparse.Namespace, workdir: Path) -> float:
+    """Seed the database the server will use, unless it is already seeded; seconds taken."""
+    if args.postgres:
+        held = stored_entities(args.postgres)
+        if held == args.entities:
+            return 0.0
+        if held:
+            sys.exit(f"bench: the database holds {held} entities, not 0 or {args.entities}")
+        seconds = seed(args.postgres, args.entities)
+    elif not (workdir / "burgo.db").exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        seconds = seed(workdir / "burgo.db", args.entities)
+    else:
+        return 0.0
+    print(f"seeded {args.entities} entities in {seconds:.1f} s", flush=True)
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -251,8 +304,9 @@ def run(port: int, pid: int, args: argparse.Namespace) -> list[Figure]:
 
 def markdown(figures: list[Figure], args: argparse.Namespace, seed_s: float) -> str:
     """The figures as a Markdown table."""
+    store = "PostgreSQL" if args.postgres else "SQLite"
     lines = [
-        f"{args.entities:,} entities, {args.requests} requests per query "
+        f"{store}, {args.entities:,} entities, {args.requests} requests per query "
         f"(seeded in {seed_s:.0f} s, not a figure).",
         "",
         "| query | p50 ms | p95 ms | target p95 | met | server CPU ms/req | entities per answer |",
@@ -277,15 +331,15 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, help="keep the seeded database here and reuse it next time"
     )
     parser.add_argument("--only", choices=("q", "near", "count"), action="append")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="a PostgreSQL database to seed (if empty) and query"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="burgo-bench-q-") as tmp:
         workdir = args.workdir or Path(tmp)
-        seed_s = 0.0
-        if not (workdir / "burgo.db").exists():
-            workdir.mkdir(parents=True, exist_ok=True)
-            seed_s = seed(workdir / "burgo.db", args.entities)
-            print(f"seeded {args.entities} entities in {seed_s:.1f} s", flush=True)
-        with running_server("FULL", workdir) as (process, port, _):
+        workdir.mkdir(parents=True, exist_ok=True)
+        seed_s = prepare(args, workdir)
+        with running_server("FULL", workdir, args.postgres) as (process, port, _):
             figures = run(port, process.pid, args)
     print(markdown(figures, args, seed_s))
     return 0 if all(f.met for f in figures) else 1

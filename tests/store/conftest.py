@@ -41,7 +41,7 @@ def empty_postgres(postgres_database: str) -> str:
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'burgo_schema'"
+            "AND tablename NOT IN ('burgo_schema', 'spatial_ref_sys')"
         ).fetchall()
         if rows:
             tables = sql.SQL(", ").join(sql.Identifier(row[0]) for row in rows)

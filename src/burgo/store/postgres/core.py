@@ -86,6 +86,12 @@ def redacted(url: str) -> str:
 
 async def _configure(conn: Connection) -> None:
     set_json_loads(orjson.loads, conn)
+    # Burgo's queries are short: compiling them (JIT) costs more than it saves. Statements that
+    # psycopg prepares are planned for their values each time: how rare a value is (a type, a
+    # q term) decides the plan, which a generic plan cannot see.
+    await conn.execute("SET jit = off")
+    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    await conn.commit()
 
 
 class PostgresCore:

@@ -1,10 +1,12 @@
 """Entity queries and purges in PostgreSQL.
 
-SQL narrows the candidates by tenant, ids and types (the GIN index of the types array), walked
-in id order through a server-side cursor; the exact test of every other part of the query (type
-expressions, idPattern, attrs, q, scopeQ, geo) is the in-memory reference
-:func:`burgo.ngsild.query.matches`, so both backends give the same answer. Pushing q and
-geo-queries down to SQL (and PostGIS) is the next step for large tenants.
+The conditions of a query (:mod:`burgo.store.postgres.qsql`) run in the database over the
+entities, the attribute-value index and the geo index of migration 0005. When SQL decides every
+part exactly (the common case: types, ids, attrs, scopeQ, indexed q terms, geo-queries it can
+decide), the page is ``ORDER BY id LIMIT ... OFFSET ...`` and the count a ``count(*)``. Otherwise
+the rows SQL selects (a superset of the answer) are walked in id order, in batches, and the
+reference :func:`burgo.ngsild.query.matches` decides the undecided ones, so both backends give
+the same answer.
 """
 
 from __future__ import annotations
@@ -13,87 +15,164 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from psycopg import sql
-
 from burgo.ngsild.model import Entity, entity_from_storage
-from burgo.ngsild.query import EntityQuery, matches
+from burgo.ngsild.query import EntityQuery, TypeExpr, matches
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import Connection
 from burgo.store.postgres.entities import delete_entity_row
+from burgo.store.postgres.qindex import PostgresQIndex
+from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter, rare_terms
 from burgo.store.queries import QueryResult
 
-# Rows fetched from the server-side cursor per round trip.
+# Candidate rows read per statement of a walk.
 _BATCH = 500
+# Below this many index rows, a q term every match satisfies drives the query.
+FEW_CANDIDATES = 2000
 
 
-def _candidates(tenant: str, query: EntityQuery) -> tuple[sql.Composable, list[Any]]:
-    """A WHERE clause every match satisfies (a superset of the answer) and its parameters."""
-    clauses: list[sql.Composable] = [sql.SQL("tenant = %s")]
-    params: list[Any] = [tenant]
-    selectors = query.selectors
-    if selectors and all(s.ids or s.types is not None for s in selectors):
-        alternatives: list[sql.Composable] = []
-        for selector in selectors:
-            parts: list[sql.Composable] = []
-            if selector.ids:
-                parts.append(sql.SQL("id = ANY(%s)"))
-                params.append(list(selector.ids))
-            if selector.types is not None:
-                # Any type expression holds only for entities with one of the types it names.
-                parts.append(sql.SQL("types && %s"))
-                params.append(sorted(selector.types.names()))
-            alternatives.append(sql.SQL("(") + sql.SQL(" AND ").join(parts) + sql.SQL(")"))
-        clauses.append(sql.SQL("(") + sql.SQL(" OR ").join(alternatives) + sql.SQL(")"))
-    return sql.SQL(" AND ").join(clauses), params
+class _Plan:
+    """The SQL of one query: its WHERE clause over ``e`` (``page``: the form for a walk in id
+    order; ``where``: the form for a count), whether it selects exactly the answer, and the SQL
+    of a per-row flag telling that the geo-query certainly holds."""
+
+    def __init__(self, tenant: str, query: EntityQuery, postgis: bool) -> None:
+        self.query = query
+        self.tenant = tenant
+        self.geo = geo_sql(query.geo, postgis) if query.geo is not None else None
+        self.where = self._where(probe=False)
+        self.page = self.where
+        self.residual = not query_filter(query).exact
+        # Where the page's rows come from and their order (a type's own list, see prepare).
+        self.source = "entities AS e"
+        self.order = "e.id"
+
+    def _where(self, probe: bool) -> Filter:
+        parts = [Filter("e.tenant = %s", [self.tenant]), query_filter(self.query, probe)]
+        if self.geo is not None:
+            parts.append(self.geo.some("IS NOT FALSE"))
+        return conjunction(parts)
+
+    async def prepare(self, conn: Connection, few: int) -> None:
+        """Choose how the page is read. A q term every match satisfies whose index holds few
+        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
+        which drives by its own index) the entities are walked in id order, each visited row
+        looking up its own index rows, and the walk stops when the page is full. ``few``: see
+        :data:`FEW_CANDIDATES`."""
+        if self.geo is not None:
+            return
+        if self.query.q is not None:
+            for term in rare_terms(self.query.q):
+                cursor = await conn.execute(
+                    f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
+                    [self.tenant, *term.params, few],
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] < few:
+                    return
+            self.page = self._where(probe=True)
+        selectors = self.query.selectors
+        if len(selectors) == 1 and not selectors[0].ids and selectors[0].types is not None:
+            required = _required_type(selectors[0].types)
+            if required is not None:
+                # Walk that type's own id list, not every entity of the tenant.
+                self.source = (
+                    "entity_type_ids AS t JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id"
+                )
+                self.order = "t.id"
+                self.page = conjunction(
+                    [Filter("t.tenant = %s AND t.type = %s", [self.tenant, required]), self.page]
+                )
+
+    def sure(self) -> Filter:
+        """A column: the geo-query holds for the row (true when there is none)."""
+        if self.geo is None:
+            return Filter("TRUE")
+        return self.geo.some("IS TRUE")
+
+    async def exact(self, conn: Connection) -> bool:
+        """Whether the WHERE clause selects exactly the answer (no row is left undecided)."""
+        if self.residual:
+            return False
+        if self.geo is None:
+            return True
+        cursor = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM entity_geo AS g WHERE g.tenant = %s AND "  # noqa: S608 - fixed fragments
+            f"{self.geo.candidate} AND ({self.geo.verdict}) IS NULL)",
+            [self.tenant, *self.geo.candidate_params, *self.geo.verdict_params],
+        )
+        row = await cursor.fetchone()
+        return not (row and row[0])
 
 
-async def _matching(
-    conn: Connection, tenant: str, query: EntityQuery, *, lock: bool = False
+def _required_type(expr: TypeExpr | str) -> str | None:
+    """A type every match must have, if there is one."""
+    if isinstance(expr, str):
+        return expr
+    if expr.op == "and" or len(expr.items) == 1:
+        for item in expr.items:
+            found = _required_type(item)
+            if found is not None:
+                return found
+    return None
+
+
+async def _walk(
+    conn: Connection, plan: _Plan, *, lock: bool = False
 ) -> AsyncGenerator[Entity, None]:
-    """Every entity matching ``query``, in id order (the candidates locked when ``lock``)."""
-    where, params = _candidates(tenant, query)
-    statement = sql.SQL("SELECT doc FROM entities WHERE {} ORDER BY id{}").format(
-        where, sql.SQL(" FOR UPDATE" if lock else "")
-    )
-    async with conn.cursor(name="burgo_query") as cursor:
-        cursor.itersize = _BATCH
-        await cursor.execute(statement, params)
-        async for row in cursor:
-            entity = entity_from_storage(row[0])
-            if matches(entity, query):
+    """Every entity matching the query, in id order (the candidates locked when ``lock``): SQL
+    selects the candidates in batches (each a LIMIT, so PostgreSQL plans a walk that stops
+    early), the reference decides the rows SQL left undecided."""
+    sure = plan.sure()
+    after: str | None = None
+    while True:
+        keyset = "" if after is None else f" AND {plan.order} > %s"
+        # The ids first (from the indexes alone when the conditions allow), then the documents.
+        statement = (
+            f"SELECT e.id, {sure.sql} FROM {plan.source} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"ORDER BY {plan.order} LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
+        )
+        params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
+        cursor = await conn.execute(statement, params)
+        rows = await cursor.fetchall()
+        if not rows:
+            return
+        cursor = await conn.execute(
+            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[])",
+            [plan.tenant, [entity_id for entity_id, _ in rows]],
+        )
+        docs: dict[str, Any] = dict(await cursor.fetchall())
+        for entity_id, certain in rows:
+            entity = entity_from_storage(docs[entity_id])
+            if (certain and not plan.residual) or matches(entity, plan.query):
                 yield entity
+        if len(rows) < _BATCH:
+            return
+        after = rows[-1][0]
 
 
-class PostgresQueries(PostgresCore):
+class PostgresQueries(PostgresQIndex):
     """Query and purge entities."""
+
+    # Below this many index rows, a q term every match satisfies drives the query.
+    few_candidates = FEW_CANDIDATES
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         """One page of the entities matching ``query``, by id, with the count if asked for."""
         await self._check_tenant(tenant)
-        page: list[Entity] = []
-        seen = 0
-        more = False
-        async with (
-            self._transaction() as conn,
-            # Closed here, inside the transaction, even when the walk stops early.
-            aclosing(_matching(conn, tenant, query)) as matching,
-        ):
-            async for entity in matching:
-                if query.offset <= seen < query.offset + query.limit:
-                    page.append(entity)
-                elif seen >= query.offset + query.limit:
-                    more = True
-                    if not query.count:
-                        break
-                seen += 1
-        return QueryResult(page, seen if query.count else None, more)
+        plan = _Plan(tenant, query, self.postgis)
+        async with self._transaction() as conn:
+            await plan.prepare(conn, self.few_candidates)
+            if await plan.exact(conn):
+                return await _exact_page(conn, plan)
+            return await _walked_page(conn, plan)
 
     async def purge_entities(self, tenant: str, query: EntityQuery) -> int:
         """Delete every entity matching ``query``; how many were deleted."""
         await self._check_tenant(tenant)
+        plan = _Plan(tenant, query, self.postgis)
         async with (
             self._transaction() as conn,
-            aclosing(_matching(conn, tenant, query, lock=True)) as matching,
+            aclosing(_walk(conn, plan, lock=True)) as matching,
         ):
             doomed = [entity async for entity in matching]
             now = self._now()
@@ -103,3 +182,53 @@ class PostgresQueries(PostgresCore):
                     conn, EntityChangeRecord(tenant, entity.id, entity, None, now)
                 )
         return len(doomed)
+
+
+async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
+    """The page and count straight from SQL."""
+    query, where, walk = plan.query, plan.where, plan.page
+    page: list[Entity] = []
+    more = False
+    if query.limit > 0:
+        # The page's ids first (from the indexes alone when the conditions allow), then only
+        # their documents.
+        cursor = await conn.execute(
+            f"SELECT e.id FROM {plan.source} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
+            f"ORDER BY {plan.order} LIMIT %s OFFSET %s",
+            [*walk.params, query.limit + 1, query.offset],
+        )
+        ids = [entity_id for (entity_id,) in await cursor.fetchall()]
+        more = len(ids) > query.limit
+        cursor = await conn.execute(
+            "SELECT doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[]) ORDER BY id",
+            [plan.tenant, ids[: query.limit]],
+        )
+        page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
+    count = None
+    if query.count:
+        cursor = await conn.execute(
+            f"SELECT count(*) FROM entities AS e WHERE {where.sql}",  # noqa: S608 - fixed fragments
+            where.params,
+        )
+        row = await cursor.fetchone()
+        count = int(row[0]) if row else 0
+    return QueryResult(page, count, more)
+
+
+async def _walked_page(conn: Connection, plan: _Plan) -> QueryResult:
+    """The page (and count) of a walk over the candidates, the reference deciding."""
+    query = plan.query
+    page: list[Entity] = []
+    seen = 0
+    more = False
+    # Closed here, inside the transaction, even when the walk stops early.
+    async with aclosing(_walk(conn, plan)) as matching:
+        async for entity in matching:
+            if query.offset <= seen < query.offset + query.limit:
+                page.append(entity)
+            elif seen >= query.offset + query.limit:
+                more = True
+                if not query.count:
+                    break
+            seen += 1
+    return QueryResult(page, seen if query.count else None, more)

@@ -1,0 +1,269 @@
+"""The indexes of entity queries in PostgreSQL (migration 0005), kept current by a change hook.
+
+``entity_attr_values`` holds, for each top-level attribute of an entity, an existence row (kind
+``e``) and rows for the values a q term compares, as the reference evaluator lists them
+(:func:`burgo.ngsild.qmatch.attribute_candidates`): numbers (in ``num``) and strings (in
+``txt``) of kind ``v`` for Property-like values, ``c`` for VocabProperty terms, ``r`` for
+Relationship objects; booleans as 0 and 1 (kind ``b``); and the sortable key
+(:func:`burgo.ngsild.qmatch.temporal_key`) of every value that reads as a DateTime (``d``), a Date
+(``a``) or a Time (``t``). Boolean and temporal rows of a Relationship's objects take an ``r``
+before their kind: they compare with ``==`` only, never order.
+``entity_geo`` holds one row per GeoProperty instance: its GeoJSON, bounding box, a Point's
+position and, with PostGIS, its geometry; ``entity_type_ids`` lists each entity under each of
+its types. :mod:`burgo.store.postgres.qsql` and :mod:`burgo.store.postgres.queries` read them.
+
+Both are rewritten inside the transaction of each entity write; entities stored before the
+indexes existed are indexed when the store next opens (:meth:`PostgresQIndex.open`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from burgo.ngsild.geoquery import geometry_box
+from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
+from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
+from burgo.store.base import EntityChangeRecord
+from burgo.store.postgres.core import Connection, PostgresCore
+
+AttrRow = tuple[str, str, str, str, float | None, str | None]
+GeoRow = tuple[str, str, str, str, str, float | None, float | None]
+
+_KIND_TAGS = {
+    AttrKind.VOCAB_PROPERTY: "c",
+    AttrKind.RELATIONSHIP: "r",
+    AttrKind.LIST_RELATIONSHIP: "r",
+}
+TEMPORAL_KINDS = {LitKind.DATETIME: "d", LitKind.DATE: "a", LitKind.TIME: "t"}
+# Entities indexed per transaction when filling the indexes of older entities.
+_BACKFILL_BATCH = 1000
+
+
+def index_number(value: int | float) -> float:
+    """A number as the index holds it: a double, integers beyond its range as infinities."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def attribute_rows(
+    tenant: str, entity_id: str, name: str, instances: Iterable[Attribute]
+) -> set[AttrRow]:
+    """The value-index rows of one attribute of an entity."""
+    rows: set[AttrRow] = set()
+    for instance in instances:
+        rows.add((tenant, entity_id, name, "e", None, None))
+        tag = _KIND_TAGS.get(instance.kind, "v")
+        prefix = "r" if tag == "r" else ""
+        for value in attribute_candidates(instance):
+            if isinstance(value, bool):
+                rows.add((tenant, entity_id, name, prefix + "b", float(value), None))
+            elif isinstance(value, str):
+                rows.add((tenant, entity_id, name, tag, None, value))
+            elif isinstance(value, int | float):
+                rows.add((tenant, entity_id, name, tag, index_number(value), None))
+            if isinstance(value, str | dict):
+                for lit_kind, kind in TEMPORAL_KINDS.items():
+                    key = temporal_key(lit_kind, value)
+                    if key is not None:
+                        rows.add((tenant, entity_id, name, prefix + kind, None, key))
+    return rows
+
+
+def geo_rows(tenant: str, entity: Entity | None) -> list[GeoRow]:
+    """The geo-index rows of an entity: (tenant, id, attribute, GeoJSON, box, lon, lat)."""
+    if entity is None:
+        return []
+    rows: list[GeoRow] = []
+    for name, instances in entity.attrs.items():
+        for instance in instances:
+            if instance.kind != AttrKind.GEO_PROPERTY:
+                continue
+            geometry = instance.value
+            box = geometry_box(geometry)
+            if box is None:
+                continue
+            lon = lat = None
+            if geometry.get("type") == "Point":
+                lon, lat = float(geometry["coordinates"][0]), float(geometry["coordinates"][1])
+            rows.append(
+                (
+                    tenant,
+                    entity.id,
+                    name,
+                    orjson.dumps(geometry).decode(),
+                    f"(({box[0]!r},{box[2]!r}),({box[1]!r},{box[3]!r}))",
+                    lon,
+                    lat,
+                )
+            )
+    return rows
+
+
+class PostgresQIndex(PostgresCore):
+    """Keeps the query indexes in step with the entities, in each write's transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._change_hooks.append(self._index_entity)
+        self.postgis = False
+
+    async def open(self) -> None:
+        """Open the store, learn whether PostGIS serves geo-queries, index older entities."""
+        await super().open()
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'entity_geo' "
+                "AND column_name = 'shape')"
+            )
+            row = await cursor.fetchone()
+            self.postgis = bool(row and row[0])
+        await self._backfill()
+
+    async def _index_entity(self, conn: Connection, record: EntityChangeRecord) -> None:
+        """Change hook: rewrite the index rows of what changed in the entity."""
+        await self._index_values(conn, record)
+        await self._index_geometry(conn, record)
+        await _index_types(conn, record)
+
+    async def _index_values(self, conn: Connection, record: EntityChangeRecord) -> None:
+        tenant, entity_id, before, after = (
+            record.tenant,
+            record.entity_id,
+            record.before,
+            record.after,
+        )
+        rows: list[AttrRow] = []
+        if before is None or after is None:
+            if after is None:
+                await conn.execute(
+                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s",
+                    (tenant, entity_id),
+                )
+            if after is not None:
+                for name, instances in after.attrs.items():
+                    rows.extend(attribute_rows(tenant, entity_id, name, instances))
+        else:
+            stale: list[str] = []
+            for name in dict.fromkeys([*before.attrs, *after.attrs]):
+                old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
+                if old == new:
+                    continue
+                new_rows = attribute_rows(tenant, entity_id, name, new)
+                if new_rows != attribute_rows(tenant, entity_id, name, old):
+                    stale.append(name)
+                    rows.extend(new_rows)
+            if stale:
+                await conn.execute(
+                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s "
+                    "AND attr = ANY(%s)",
+                    (tenant, entity_id, stale),
+                )
+        await _insert_values(conn, rows)
+
+    async def _index_geometry(self, conn: Connection, record: EntityChangeRecord) -> None:
+        after = geo_rows(record.tenant, record.after)
+        if record.before is not None:
+            if geo_rows(record.tenant, record.before) == after:
+                return
+            await conn.execute(
+                "DELETE FROM entity_geo WHERE tenant = %s AND entity_id = %s",
+                (record.tenant, record.entity_id),
+            )
+        await self._insert_geometry(conn, after)
+
+    async def _insert_geometry(self, conn: Connection, rows: list[GeoRow]) -> None:
+        if not rows:
+            return
+        async with conn.cursor() as cursor:
+            if self.postgis:
+                await cursor.executemany(
+                    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat, "
+                    "shape) VALUES (%s, %s, %s, %s, %s::box, %s, %s, burgo_shape(%s))",
+                    [(*row, row[3]) for row in rows],
+                )
+            else:
+                await cursor.executemany(
+                    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat) "
+                    "VALUES (%s, %s, %s, %s, %s::box, %s, %s)",
+                    rows,
+                )
+
+    async def _backfill(self) -> None:
+        """Index the entities stored before the query indexes existed (once, in batches)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT 1 FROM burgo_backfill WHERE name = 'query_indexes'")
+            if await cursor.fetchone() is None:
+                return
+        after: tuple[str, str] = ("", "")
+        while True:
+            async with self._transaction() as conn:
+                # One worker fills at a time; the others wait here, then find nothing to do.
+                await conn.execute("LOCK TABLE burgo_backfill IN EXCLUSIVE MODE")
+                cursor = await conn.execute(
+                    "SELECT 1 FROM burgo_backfill WHERE name = 'query_indexes'"
+                )
+                if await cursor.fetchone() is None:
+                    return
+                cursor = await conn.execute(
+                    "SELECT tenant, id, doc FROM entities WHERE (tenant, id) > (%s, %s) "
+                    "ORDER BY tenant, id LIMIT %s",
+                    (*after, _BACKFILL_BATCH),
+                )
+                batch = await cursor.fetchall()
+                if not batch:
+                    await conn.execute("DELETE FROM burgo_backfill WHERE name = 'query_indexes'")
+                    return
+                # A fill interrupted earlier may have indexed some of these: start them clean.
+                span = (batch[0][0], batch[0][1], batch[-1][0], batch[-1][1])
+                for table, column in (
+                    ("entity_attr_values", "entity_id"),
+                    ("entity_geo", "entity_id"),
+                    ("entity_type_ids", "id"),
+                ):
+                    await conn.execute(
+                        f"DELETE FROM {table} WHERE (tenant, {column}) >= (%s, %s) "  # noqa: S608 - fixed names
+                        f"AND (tenant, {column}) <= (%s, %s)",
+                        span,
+                    )
+                for tenant, entity_id, doc in batch:
+                    entity = entity_from_storage(doc)
+                    await self._index_entity(
+                        conn, EntityChangeRecord(tenant, entity_id, None, entity, "")
+                    )
+                after = (batch[-1][0], batch[-1][1])
+
+
+async def _index_types(conn: Connection, record: EntityChangeRecord) -> None:
+    before = set(record.before.types) if record.before is not None else set()
+    after = set(record.after.types) if record.after is not None else set()
+    if before == after:
+        return
+    if before - after:
+        await conn.execute(
+            "DELETE FROM entity_type_ids WHERE tenant = %s AND id = %s AND type = ANY(%s)",
+            (record.tenant, record.entity_id, sorted(before - after)),
+        )
+    if after - before:
+        await conn.execute(
+            "INSERT INTO entity_type_ids (tenant, type, id) "
+            "SELECT %s, type, %s FROM unnest(%s::text[]) AS type ON CONFLICT DO NOTHING",
+            (record.tenant, record.entity_id, sorted(after - before)),
+        )
+
+
+async def _insert_values(conn: Connection, rows: list[AttrRow]) -> None:
+    if not rows:
+        return
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
