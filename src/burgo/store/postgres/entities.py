@@ -44,10 +44,11 @@ async def insert_entity(conn: Connection, tenant: str, entity: Entity) -> None:
 async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
     """Write back a changed entity."""
     await conn.execute(
-        "UPDATE entities SET types = %s, modified_at = %s, doc = %s::json "
+        "UPDATE entities SET types = %s, created_at = %s, modified_at = %s, doc = %s::json "
         "WHERE tenant = %s AND id = %s",
         (
             list(dict.fromkeys(entity.types)),
+            entity.created_at or "",
             entity.modified_at or "",
             entity_doc(entity),
             tenant,
