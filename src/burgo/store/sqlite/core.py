@@ -85,6 +85,9 @@ class SqliteCore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Reads running on worker threads: close waits for them before closing connections.
+        self._thread_reads = 0
+        self._thread_reads_done = threading.Condition()
         self._tenants: set[str] = {DEFAULT_TENANT}
         self._opened = False
         self._change_hooks: list[ChangeHook] = []
@@ -155,6 +158,7 @@ class SqliteCore:
     async def close(self) -> None:
         """Write what is queued and close every connection."""
         self._writer.stop()
+        await asyncio.to_thread(self._wait_for_thread_reads)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -198,7 +202,29 @@ class SqliteCore:
 
     async def _read_in_thread(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run a long read on a worker thread (its own connection) so the event loop stays free."""
-        return await asyncio.to_thread(self._read, query)
+        return await asyncio.to_thread(self._read_counted, query)
+
+    def _read_counted(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        with self._thread_reads_done:
+            self._thread_reads += 1
+        try:
+            return self._read(query)
+        finally:
+            with self._thread_reads_done:
+                self._thread_reads -= 1
+                self._thread_reads_done.notify_all()
+
+    def _wait_for_thread_reads(self) -> None:
+        """Until no read runs on a worker thread (closing a connection under a running query
+        would crash the process), or a long read is interrupted after a few seconds."""
+        with self._thread_reads_done:
+            if self._thread_reads_done.wait_for(lambda: self._thread_reads == 0, timeout=5.0):
+                return
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.interrupt()
+        with self._thread_reads_done:
+            self._thread_reads_done.wait_for(lambda: self._thread_reads == 0)
 
     def _now(self) -> str:
         """The current time in canonical NGSI-LD form, from the store's clock."""
