@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,40 +44,50 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
     db: DbOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Server processes sharing the port (more than 1 needs PostgreSQL)."),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning, error or critical.")
     ] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
 ) -> None:
     """Run the Burgo server (NGSI-LD API at /ngsi-ld/v1, metrics at /metrics)."""
-    settings = _settings({"host": host, "port": port, "db": db, "log_level": log_level}, config)
+    flags = {"host": host, "port": port, "db": db, "workers": workers, "log_level": log_level}
+    settings = _settings(flags, config)
+    if settings.workers > 1 and not settings.uses_postgresql:
+        typer.echo(
+            f"burgo: setting 'workers' is {settings.workers}, but {settings.db} is a SQLite "
+            "file, which has one writer: run one worker on SQLite, or several on a "
+            "postgresql:// database (see docs/scaling.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
     import uvicorn
 
-    from burgo.app import create_app
+    from burgo import serve as serving
     from burgo.logs import configure_logging
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
     _prepare_database(settings)
-    app = create_app(settings)
-    _tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        server_header=False,
-    )
-
-
-def _tune_garbage_collector() -> None:
-    """Leave what start-up built (modules, the app) out of every later garbage collection."""
-    # It lives as long as the process; big batches allocate enough to trigger full collections,
-    # which would walk all of it again each time (bench/RESULTS.md, batch operations).
-    gc.freeze()
+    server: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        # Each worker process builds its own app from the same settings.
+        serving.hand_down(settings)
+        uvicorn.run(serving.WORKER_APP, factory=True, workers=settings.workers, **server)
+        return
+    app = serving.build_app(settings)
+    uvicorn.run(app, **server)
 
 
 def _upgrade(settings: Settings) -> tuple[int, list[int]]:

@@ -7,6 +7,9 @@ Each concern of the store is a mixin over this core, in a module of its own;
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -109,6 +112,8 @@ class PostgresCore:
         self._tenants: set[str] = {DEFAULT_TENANT}
         self._change_hooks: list[ChangeHook] = []
         self._commits = 0
+        # Names this process in the leases it takes (lanes of notifications, scheduled jobs).
+        self.process_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -226,6 +231,21 @@ class PostgresCore:
             cursor = await conn.execute("SELECT name FROM tenants")
             self._tenants.update(row[0] for row in await cursor.fetchall())
         return sorted(self._tenants)
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+
+    async def claim_job(self, job: str, every: float) -> bool:
+        """Whether this process runs ``job`` now: the first process to ask in each period of
+        ``every`` seconds gets it (a row of ``burgo_jobs`` per job, compared and set)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO burgo_jobs AS j (name, owner, ran_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, ran_at = excluded.ran_at "
+                "WHERE j.owner = excluded.owner "
+                "OR j.ran_at <= excluded.ran_at - make_interval(secs => %s)",
+                (job, self.process_name, every * 0.9),
+            )
+            return cursor.rowcount > 0
 
     # -- metrics --------------------------------------------------------------------------------
 

@@ -220,6 +220,10 @@ class SqliteCore:
             for change in changes:
                 hook(conn, change.record)
 
+    async def claim_job(self, job: str, every: float) -> bool:
+        """Always: one process owns a SQLite file."""
+        return True
+
     # -- metrics -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, float]:
