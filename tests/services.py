@@ -120,8 +120,8 @@ class PostgresServer:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
     def stop(self) -> None:
-        """Stop the server at once (its clients' connections break)."""
-        subprocess.run([*self.control, "-m", "immediate", "-w", "stop"], check=True,
+        """Stop the server (its clients' connections break; what was committed stays)."""
+        subprocess.run([*self.control, "-m", "fast", "-w", "stop"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
     def start(self) -> None:
