@@ -130,6 +130,97 @@ def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_F
     typer.echo(f"{database_name(settings)}: schema version {version}, {done}")
 
 
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[Path, typer.Option("--from", help="The town's SQLite database file.")],
+    target: Annotated[str, typer.Option("--to", help="The postgresql:// database to fill.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace the data a non-empty target database holds.")
+    ] = False,
+) -> None:
+    """Copy a town's data from its SQLite file into PostgreSQL, then compare the rows per table
+    (exit 1 when a count differs)."""
+    from burgo.config import is_postgresql_url
+
+    if not is_postgresql_url(target):
+        raise typer.BadParameter("must be a postgresql:// URL", param_hint="--to")
+    try:
+        counts = _run_copy(source, target, replace=force)
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    if not all(count.matches for count in counts):
+        typer.echo("burgo: the copy does not match its source (see the counts above)", err=True)
+        raise typer.Exit(1)
+
+
+def _run_copy(source: Path, target: str, *, replace: bool) -> list[Any]:
+    """Migrate the target, copy the tables, then the history where both keep one, with a
+    progress bar per table; print and return the counts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from burgo.store import copy
+    from burgo.store.postgres import PostgresStore
+    from burgo.store.sqlite import SqliteStore
+
+    console = Console(stderr=True)
+    conn = copy.open_source(source)
+    try:
+        totals = copy.source_counts(conn)
+        asyncio.run(PostgresStore(target).upgrade())
+        columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as bar:
+            tasks = {name: bar.add_task(name, total=n) for name, n in totals.items()}
+            counts = copy.copy_tables(
+                conn,
+                target,
+                replace=replace,
+                progress=lambda name, done: bar.update(tasks[name], completed=done),
+            )
+
+            async def history() -> Any:
+                sqlite, postgres = SqliteStore(source), PostgresStore(target)
+                await sqlite.open()
+                await postgres.open()
+                try:
+                    if not await copy.keeps_history(postgres):
+                        return None
+                    tenants = await sqlite.list_tenants()
+                    task = bar.add_task(copy.HISTORY, total=None)
+                    return await copy.copy_history(
+                        sqlite,
+                        postgres,
+                        tenants,
+                        progress=lambda _, done: bar.update(task, completed=done),
+                    )
+                finally:
+                    await postgres.close()
+                    await sqlite.close()
+
+            history_count = asyncio.run(history())
+    finally:
+        conn.close()
+    if history_count is not None:
+        counts.append(history_count)
+    table = Table("table", "source", "target", "", title=f"{source} -> {redacted_url(target)}")
+    for count in counts:
+        mark = "ok" if count.matches else "DIFFERS"
+        table.add_row(count.table, str(count.source), str(count.target), mark)
+    Console().print(table)
+    if history_count is None:
+        typer.echo("History not copied: the target database keeps no history (schema too old).")
+    return counts
+
+
+def redacted_url(url: str) -> str:
+    """A postgresql:// URL without its password."""
+    from burgo.store.postgres.core import redacted
+
+    return redacted(url)
+
+
 def _history_store(db: str | None, config: Path) -> tuple[Settings, Any]:
     settings = _settings({"db": db}, config)
     if not Path(settings.db).is_file():
