@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def test_the_temporal_api_says_it_is_not_there_yet(pg_client: TestClient) -> Non
 def test_metrics_report_the_connection_pool(pg_client: TestClient) -> None:
     text = pg_client.get("/metrics").text
     assert "burgo_store_connections " in text
+    assert f'burgo_process{{pid="{os.getpid()}"}} 1.0' in text
 
 
 def test_db_migrate_creates_the_schema_by_url(database: str, tmp_path: Path) -> None:
