@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,13 +22,17 @@ import psycopg
 import pytest
 
 from burgo.ngsild.times import format_datetime
+from tests.ingest.test_mqtt import publish
 from tests.notify.receiver import Received, receiver
-from tests.services import PostgresServer, free_port
+from tests.services import Broker, PostgresServer, free_port
 
 BURGO = Path(sys.executable).parent / "burgo"
 ENTITIES = "/ngsi-ld/v1/entities"
 SUBS = "/ngsi-ld/v1/subscriptions"
 DEVICES = "/api/v1/devices"
+TOPIC = "workers/{tenant}/{device}/attrs"
+PROCESS = re.compile(r'^burgo_process\{pid="(\d+)"\} 1\.0$', re.MULTILINE)
+MQTT_MESSAGES = re.compile(r'^burgo_device_messages_total\{source="mqtt"\} (\S+)$', re.MULTILINE)
 
 
 @dataclass
@@ -54,7 +59,9 @@ def wait_for(predicate: object, what: str, timeout: float = 15.0) -> None:
 
 @pytest.fixture(scope="module")
 def served(
-    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer,
+    mqtt_broker: Broker,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """`burgo serve --workers 2` on a new database, checking device health every 0.2 s (the
     tests share it: each uses entity types of its own)."""
@@ -67,6 +74,9 @@ def served(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
     env |= {"BURGO_DEVICE_HEALTH_PERIOD": "0.2", "BURGO_DB_POOL_SIZE": "4"}
+    # Topics and a shared group of their own on the session's broker.
+    env |= {"BURGO_MQTT_URL": mqtt_broker.url, "BURGO_MQTT_TOPIC": TOPIC}
+    env |= {"BURGO_MQTT_SHARED_GROUP": "workers"}
     log = tmp_path / "server.log"
     command = [str(BURGO), "serve", "--port", str(port), "--db", database, "--workers", "2"]
     with log.open("wb") as out:
@@ -180,3 +190,34 @@ def test_a_device_going_offline_is_logged_once(served: Served) -> None:
         marked = time.monotonic()
         wait_for(lambda: time.monotonic() - marked > 1.0, "a second")
     assert len(served.log_lines("went offline")) == 1
+
+
+def mqtt_messages_by_worker(base: str) -> dict[str, float]:
+    """Each worker's count of MQTT messages taken in, from its own /metrics (asked on new
+    connections until both workers answered)."""
+    seen: dict[str, float] = {}
+    for _ in range(200):
+        text = httpx.get(f"{base}/metrics").text
+        pid, count = PROCESS.search(text), MQTT_MESSAGES.search(text)
+        assert pid is not None and count is not None
+        seen[pid[1]] = float(count[1])
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, "both workers answer /metrics"
+    return seen
+
+
+def test_two_workers_share_the_mqtt_readings(served: Served, mqtt_broker: Broker) -> None:
+    with httpx.Client(base_url=served.base) as client:
+        device = {"id": "m-1", "profile": "classroom", "protocol": "mqtt"}
+        assert client.post(DEVICES, json=device).status_code == 201
+        readings = [("workers/default/m-1/attrs", {"co2": 400 + n}) for n in range(200)]
+        publish(mqtt_broker, readings)
+        wait_for(
+            lambda: client.get(f"{DEVICES}/m-1").json()["status"]["messages"] >= 200,
+            "200 messages stored",
+        )
+        by_worker = mqtt_messages_by_worker(served.base)
+        assert client.get(f"{DEVICES}/m-1").json()["status"]["messages"] == 200
+    assert sum(by_worker.values()) == 200  # each reading taken in by one worker
+    assert all(count > 0 for count in by_worker.values()), by_worker  # by either worker

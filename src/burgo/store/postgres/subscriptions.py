@@ -361,16 +361,18 @@ class PostgresSubscriptions(PostgresCore):
         self, tenant: str, sub_id: str, seqs: Sequence[int], sent: int, at: str
     ) -> None:
         """Remove delivered notifications; count ``sent`` notifications as sent at ``at``."""
+        # The subscription's row first, then its outbox rows, as every writer of both does
+        # (deleting the subscription, queueing a period): no deadlock between them.
         async with self._transaction() as conn:
-            await conn.execute(
-                "DELETE FROM notification_outbox "
-                "WHERE tenant = %s AND subscription_id = %s AND seq = ANY(%s)",
-                (tenant, sub_id, list(seqs)),
-            )
             await conn.execute(
                 "UPDATE subscriptions SET times_sent = times_sent + %s, last_notification = %s, "
                 "last_success = %s, failing = false WHERE tenant = %s AND id = %s",
                 (sent, at, at, tenant, sub_id),
+            )
+            await conn.execute(
+                "DELETE FROM notification_outbox "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = ANY(%s)",
+                (tenant, sub_id, list(seqs)),
             )
         self._notifications_sent += sent
 
@@ -378,15 +380,15 @@ class PostgresSubscriptions(PostgresCore):
         """Count one failed attempt of notification ``seq``."""
         async with self._transaction() as conn:
             await conn.execute(
-                "UPDATE notification_outbox SET attempts = attempts + 1 "
-                "WHERE tenant = %s AND subscription_id = %s AND seq = %s",
-                (tenant, sub_id, seq),
-            )
-            await conn.execute(
                 "UPDATE subscriptions SET times_failed = times_failed + 1, "
                 "last_notification = %s, last_failure = %s, failing = true "
                 "WHERE tenant = %s AND id = %s",
                 (at, at, tenant, sub_id),
+            )
+            await conn.execute(
+                "UPDATE notification_outbox SET attempts = attempts + 1 "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = %s",
+                (tenant, sub_id, seq),
             )
         self._notifications_failed += 1
 
