@@ -204,7 +204,7 @@ def _run_copy(source: Path, target: str, *, replace: bool) -> list[Any]:
         conn.close()
     if history_count is not None:
         counts.append(history_count)
-    table = Table("table", "source", "target", "", title=f"{source} -> {redacted_url(target)}")
+    table = Table("table", "source", "target", "", title=f"{source} -> {_redacted(target)}")
     for count in counts:
         mark = "ok" if count.matches else "DIFFERS"
         table.add_row(count.table, str(count.source), str(count.target), mark)
@@ -214,7 +214,7 @@ def _run_copy(source: Path, target: str, *, replace: bool) -> list[Any]:
     return counts
 
 
-def redacted_url(url: str) -> str:
+def _redacted(url: str) -> str:
     """A postgresql:// URL without its password."""
     from burgo.store.postgres.core import redacted
 

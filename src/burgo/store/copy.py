@@ -114,7 +114,7 @@ def open_source(path: Path) -> sqlite3.Connection:
     this Burgo knows."""
     if not path.is_file():
         raise InvalidRequest(f"No SQLite database at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     latest = sqlite_migrations()[-1].version
     if version != latest:

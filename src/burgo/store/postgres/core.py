@@ -121,6 +121,7 @@ class PostgresCore:
         self._change_hooks: list[ChangeHook] = []
         self._commits = 0
         self._probe: asyncio.Task[None] | None = None
+        self._reconnecting = False
         # Names this process in the leases it takes (lanes of notifications, scheduled jobs).
         self.process_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -149,7 +150,7 @@ class PostgresCore:
         )
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
-        except (psycopg.Error, PoolTimeout):
+        except BaseException:  # a connection error, or the store closing meanwhile
             await pool.close()
             raise
         return pool
@@ -172,7 +173,8 @@ class PostgresCore:
     async def close(self) -> None:
         """Close every connection (transactions in progress finish first)."""
         if self._probe is not None:
-            self._probe.cancel()
+            if self._reconnecting:
+                self._probe.cancel()  # else it is closing the pool it replaced: let it finish
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
             self._probe = None
@@ -188,26 +190,31 @@ class PostgresCore:
         if self._probe is not None or self._pool is None:
             return
         log.warning("Lost the database %s: %s", redacted(self.url), error.detail)
+        self._reconnecting = True
         self._probe = asyncio.create_task(self._reconnect(), name="burgo-database-probe")
 
     async def _reconnect(self) -> None:
         """Try the database every second; once it answers, swap in a fresh pool (the old one
-        may still be waiting out its back-off before reconnecting)."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.url, connect_timeout=max(1, int(self._connect_timeout))
-                ) as conn:
-                    await conn.execute("SELECT 1")
-                pool = await self._new_pool()
-                break
-            except (psycopg.Error, PoolTimeout):
-                await asyncio.sleep(_PROBE_INTERVAL)
-        old, self._pool = self._pool, pool
-        self._probe = None
-        log.info("The database %s answers again", redacted(self.url))
-        if old is not None:
-            await old.close(timeout=self._connect_timeout)
+        may still be waiting out its back-off before reconnecting) and close the old one."""
+        try:
+            while True:
+                try:
+                    async with await psycopg.AsyncConnection.connect(
+                        self.url, connect_timeout=max(1, int(self._connect_timeout))
+                    ) as conn:
+                        await conn.execute("SELECT 1")
+                    pool = await self._new_pool()
+                    break
+                except (psycopg.Error, PoolTimeout):
+                    await asyncio.sleep(_PROBE_INTERVAL)
+            old, self._pool = self._pool, pool
+            self._reconnecting = False
+            log.info("The database %s answers again", redacted(self.url))
+            if old is not None:
+                await old.close(timeout=self._connect_timeout)
+        finally:
+            self._reconnecting = False
+            self._probe = None
 
     def _named(self, error: NgsiLdError) -> NgsiLdError:
         return type(error)(f"{error.detail} (database {redacted(self.url)})")
@@ -222,7 +229,7 @@ class PostgresCore:
             raise ServiceUnavailable("The store is not open")
         actions: list[Callable[[], None]] = []
         token = _after_commit.set(actions)
-        wait = _WAIT_WHILE_LOST if self._probe is not None else None
+        wait = _WAIT_WHILE_LOST if self._reconnecting else None
         try:
             async with self._pool.connection(timeout=wait) as conn:
                 yield conn
