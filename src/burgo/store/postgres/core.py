@@ -199,11 +199,7 @@ class PostgresCore:
         try:
             while True:
                 try:
-                    async with await psycopg.AsyncConnection.connect(
-                        self.url, connect_timeout=max(1, int(self._connect_timeout))
-                    ) as conn:
-                        await conn.execute("SELECT 1")
-                    pool = await self._new_pool()
+                    pool = await self._new_pool()  # open once it has a working connection
                     break
                 except (psycopg.Error, PoolTimeout):
                     await asyncio.sleep(_PROBE_INTERVAL)
