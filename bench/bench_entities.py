@@ -5,6 +5,7 @@ Run from the repository root (needs wrk: ``apt-get install wrk``)::
     .venv/bin/python bench/bench_entities.py              # FULL and NORMAL, 15 s per load
     .venv/bin/python bench/bench_entities.py --repeat 2 --modes FULL
     .venv/bin/python bench/bench_entities.py --modes FULL POSTGRES --postgres postgresql://...
+    .venv/bin/python bench/bench_entities.py --modes POSTGRES --workers 2 --postgres postgresql://...
 
 Every load is checked: any socket error, any non-2xx answer, or any answer other than the one the
 operation should give (PATCH /attrs 204, GET 200, POST 201, counted by the server's own /metrics)
@@ -143,15 +144,16 @@ def wait_until_ready(port: int, process: subprocess.Popen[bytes], timeout: float
 
 @contextmanager
 def running_server(
-    synchronous: str, workdir: Path, db: str | None = None
+    synchronous: str, workdir: Path, db: str | None = None, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
-    """``burgo serve`` on a free port and a new SQLite database (or the empty PostgreSQL
-    database ``db``); yields process, port, start-up time."""
+    """``burgo serve`` (with ``workers`` processes) on a free port and a new SQLite database (or
+    the empty PostgreSQL database ``db``); yields process, port, start-up time."""
     port = free_port()
     env = {**os.environ, "BURGO_SQLITE_SYNCHRONOUS": synchronous, "BURGO_LOG_LEVEL": "warning"}
     if db is not None:
         env["BURGO_DB"] = db
     command = [burgo_executable(), "serve", "--host", HOST, "--port", str(port)]
+    command += ["--workers", str(workers)]
     command += ["--config", str(workdir / "none.toml")]
     if db is None:
         command += ["--db", str(workdir / "burgo.db")]
@@ -159,6 +161,8 @@ def running_server(
     process = subprocess.Popen(command, cwd=workdir, env=env)
     try:
         wait_until_ready(port, process)
+        while len(worker_pids(port, workers)) < workers:
+            time.sleep(0.1)
         yield process, port, time.perf_counter() - started
     finally:
         process.send_signal(signal.SIGINT)
@@ -169,18 +173,32 @@ def running_server(
             process.wait()
 
 
+def processes(pid: int) -> list[int]:
+    """A process and its children (the worker processes of ``burgo serve --workers``)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found += [child for text in children for child in processes(int(text))]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time used so far by a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time used so far by a process and its children (all threads)."""
+    total = 0.0
+    for each in processes(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process (VmRSS), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident memory of a process and its children (VmRSS), in MB."""
+    total = 0.0
+    for each in processes(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 # -- seeding ------------------------------------------------------------------------------------
@@ -230,15 +248,38 @@ _METRIC = re.compile(
 )
 
 
-def status_counts(port: int, load: Load) -> dict[str, float]:
-    """The server's own count of answers to ``load``'s route, by status."""
-    status, body = request(port, "GET", "/metrics")
-    if status != 200:
-        sys.exit(f"bench: /metrics answered {status}")
+_PROCESS = re.compile(r'^burgo_process\{pid="(\d+)"\} 1\.0$', re.MULTILINE)
+
+
+def worker_pids(port: int, workers: int) -> dict[str, str]:
+    """Each worker's /metrics by its pid: asked on new connections until every worker answered
+    (the kernel hands each connection to one of them)."""
+    seen: dict[str, str] = {}
+    for _ in range(50 * workers):
+        try:
+            status, body = request(port, "GET", "/metrics")
+        except OSError:
+            continue
+        if status != 200:
+            sys.exit(f"bench: /metrics answered {status}")
+        text = body.decode()
+        pid = _PROCESS.search(text)
+        seen[pid[1] if pid else "?"] = text
+        if len(seen) >= workers:
+            break
+    return seen
+
+
+def status_counts(port: int, load: Load, workers: int = 1) -> dict[str, float]:
+    """The server's own count of answers to ``load``'s route, by status, over every worker."""
+    answers = worker_pids(port, workers)
+    if len(answers) < workers:
+        sys.exit(f"bench: only {len(answers)} of {workers} workers answered /metrics")
     counts: dict[str, float] = {}
-    for match in _METRIC.finditer(body.decode()):
-        if match["method"] == load.method and match["route"] == load.route:
-            counts[match["status"]] = float(match["value"])
+    for text in answers.values():
+        for match in _METRIC.finditer(text):
+            if match["method"] == load.method and match["route"] == load.route:
+                counts[match["status"]] = counts.get(match["status"], 0) + float(match["value"])
     return counts
 
 
@@ -282,7 +323,7 @@ def parse_wrk(output: str, unexpected: dict[str, float]) -> WrkResult:
 
 def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name: str) -> WrkResult:
     """Drive one load with wrk and check every answer was the expected one."""
-    before = status_counts(port, load)
+    before = status_counts(port, load, args.workers)
     cpu_before = cpu_seconds(pid)
     script_arg = run_name if load.script == "post_entity.lua" else str(args.entities)
     command = [
@@ -295,7 +336,7 @@ def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name:
     cpu_used = cpu_seconds(pid) - cpu_before
     if done.returncode != 0:
         sys.exit(f"bench: wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    answers = _answers(before, status_counts(port, load))
+    answers = _answers(before, status_counts(port, load, args.workers))
     unexpected = {s: n for s, n in answers.items() if s != load.expected_status}
     result = parse_wrk(done.stdout, unexpected)
     if answers.get(load.expected_status, 0) < result.requests:
@@ -317,7 +358,7 @@ def bench_mode(synchronous: str, args: argparse.Namespace) -> ModeResult:
     db = args.postgres if synchronous == "POSTGRES" else None
     with (
         tempfile.TemporaryDirectory(prefix="burgo-bench-") as tmp,
-        running_server(synchronous if db is None else "FULL", Path(tmp), db) as (
+        running_server(synchronous if db is None else "FULL", Path(tmp), db, args.workers) as (
             process,
             port,
             startup,
@@ -355,7 +396,7 @@ def markdown(results: list[ModeResult], args: argparse.Namespace) -> str:
     """The figures as a Markdown table (best of the repeated runs)."""
     lines = [
         f"{args.connections} connections, {args.threads} wrk threads, {args.duration} s per load, "
-        f"{args.entities} entities, best of {args.repeat} run(s).",
+        f"{args.entities} entities, {args.workers} server worker(s), best of {args.repeat} run(s).",
         "",
         "| store (sqlite synchronous) | figure | req/s | p50 ms | p99 ms | server CPU µs/req "
         "| requests | errors |",
@@ -393,6 +434,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
     parser.add_argument("--postgres", metavar="URL",
                         help="an empty PostgreSQL database for the POSTGRES mode")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1,
+                        help="burgo serve --workers (above 1: POSTGRES only)")  # fmt: skip
     parser.add_argument("--settle", type=float, default=2.0, help="idle seconds before RSS")
     parser.add_argument("--verbose", action="store_true", help="print wrk's reports")
     return parser.parse_args(argv)

@@ -111,10 +111,24 @@ class PostgresServer:
     host: str
     port: int
     user: str = "postgres"
+    # pg_ctl with its data directory, and the server's options: to stop and start it again.
+    control: tuple[str, ...] = ()
+    options: str = ""
 
     def url(self, dbname: str = "postgres") -> str:
         """The postgresql:// URL of one of its databases."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    def stop(self) -> None:
+        """Stop the server (its clients' connections break; what was committed stays)."""
+        subprocess.run([*self.control, "-m", "fast", "-w", "stop"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+    def start(self) -> None:
+        """Start the stopped server again, on the same port and data."""
+        subprocess.run([*self.control, "-o", self.options, "-w", "-t", "60", "start"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        wait_for_port(self.port)
 
 
 def _postgres_bin(program: str) -> str:
@@ -151,14 +165,11 @@ def postgresql(*, durable: bool = False) -> Iterator[PostgresServer]:
              "-E", "UTF8", "--no-locale", "--no-sync"],
             check=True, **quiet,
         )  # fmt: skip
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(datadir / "data"), "-o", options, "-w", "-t", "60",
-             "-l", str(datadir / "server.log"), "start"],
-            check=True, **quiet,
-        )  # fmt: skip
+        control = (*as_user, pg_ctl, "-D", str(datadir / "data"), "-l", str(datadir / "server.log"))
+        server = PostgresServer("127.0.0.1", port, control=control, options=options)
+        server.start()
         try:
-            wait_for_port(port)
-            yield PostgresServer("127.0.0.1", port)
+            yield server
         finally:
             subprocess.run(
                 [*as_user, pg_ctl, "-D", str(datadir / "data"), "-m", "immediate", "-w", "stop"],

@@ -205,3 +205,12 @@ def test_serve_answers_version_and_metrics_as_a_real_process(
     assert process.stdout is not None
     assert "Application shutdown complete" in process.stdout.read().decode()
     assert not (tmp_path / "data" / "burgo.db-wal").exists(), "the store was not closed cleanly"
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "burgo.db"
+    result = CliRunner().invoke(app, ["serve", "--db", str(db), "--workers", "2"], env={})
+    assert result.exit_code == 2
+    assert "setting 'workers' is 2" in result.stderr
+    assert "SQLite" in result.stderr and "postgresql://" in result.stderr
+    assert not db.exists()

@@ -34,6 +34,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "burgo.rules": PROTOCOL_USERS,
     "burgo.app": ANYTHING,
     "burgo.cli": ANYTHING,
+    "burgo.serve": ANYTHING,
     "burgo.__main__": ANYTHING,
 }
 # The top of the stack uses the layers below, but storage only through the protocol.

@@ -124,6 +124,7 @@ def create_app(
             the_clock,
             interval=settings.history_prune_interval,
             default_raw_days=settings.history_raw_days,
+            claim=the_store.claim_job,
         )
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,48 +44,50 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
     db: DbOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Server processes sharing the port (more than 1 needs PostgreSQL)."),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning, error or critical.")
     ] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
 ) -> None:
     """Run the Burgo server (NGSI-LD API at /ngsi-ld/v1, metrics at /metrics)."""
-    settings = _settings({"host": host, "port": port, "db": db, "log_level": log_level}, config)
+    flags = {"host": host, "port": port, "db": db, "workers": workers, "log_level": log_level}
+    settings = _settings(flags, config)
+    if settings.workers > 1 and not settings.uses_postgresql:
+        typer.echo(
+            f"burgo: setting 'workers' is {settings.workers}, but {settings.db} is a SQLite "
+            "file, which has one writer: run one worker on SQLite, or several on a "
+            "postgresql:// database (see docs/scaling.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
     import uvicorn
 
-    from burgo.app import create_app
+    from burgo import serve as serving
     from burgo.logs import configure_logging
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
     _prepare_database(settings)
-    app = create_app(settings)
-    _tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        server_header=False,
-    )
-
-
-def _tune_garbage_collector() -> None:
-    """Leave what start-up built (modules, the app) out of every later garbage collection, and
-    collect the oldest generation seldom."""
-    # It lives as long as the process; big batches allocate enough to trigger full collections,
-    # which would walk all of it again each time (bench/RESULTS.md, batch operations).
-    gc.freeze()
-    # A batch's parsed entities live until its write commits, so every young collection passes
-    # them on to the oldest generation, and with the default threshold each few dozen young
-    # collections then walked the whole heap again: most of the collector's time in a batch
-    # create. Full collections now wait for a thousand middle ones (about 7 million objects
-    # allocated); the young generations keep their defaults, so cycles still go soon.
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 1000)
+    server: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        # Each worker process builds its own app from the same settings.
+        serving.hand_down(settings)
+        uvicorn.run(serving.WORKER_APP, factory=True, workers=settings.workers, **server)
+        return
+    app = serving.build_app(settings)
+    uvicorn.run(app, **server)
 
 
 def _upgrade(settings: Settings) -> tuple[int, list[int]]:
@@ -127,6 +128,97 @@ def db_migrate(db: DbOption = None, config: ConfigOption = Path(DEFAULT_CONFIG_F
     steps = ", ".join(map(str, applied))
     done = f"upgraded (applied {steps})" if applied else "already up to date"
     typer.echo(f"{database_name(settings)}: schema version {version}, {done}")
+
+
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[Path, typer.Option("--from", help="The town's SQLite database file.")],
+    target: Annotated[str, typer.Option("--to", help="The postgresql:// database to fill.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace the data a non-empty target database holds.")
+    ] = False,
+) -> None:
+    """Copy a town's data from its SQLite file into PostgreSQL, then compare the rows per table
+    (exit 1 when a count differs)."""
+    from burgo.config import is_postgresql_url
+
+    if not is_postgresql_url(target):
+        raise typer.BadParameter("must be a postgresql:// URL", param_hint="--to")
+    try:
+        counts = _run_copy(source, target, replace=force)
+    except NgsiLdError as exc:
+        typer.echo(f"burgo: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    if not all(count.matches for count in counts):
+        typer.echo("burgo: the copy does not match its source (see the counts above)", err=True)
+        raise typer.Exit(1)
+
+
+def _run_copy(source: Path, target: str, *, replace: bool) -> list[Any]:
+    """Migrate the target, copy the tables, then the history where both keep one, with a
+    progress bar per table; print and return the counts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from burgo.store import copy
+    from burgo.store.postgres import PostgresStore
+    from burgo.store.sqlite import SqliteStore
+
+    console = Console(stderr=True)
+    conn = copy.open_source(source)
+    try:
+        totals = copy.source_counts(conn)
+        asyncio.run(PostgresStore(target).upgrade())
+        columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as bar:
+            tasks = {name: bar.add_task(name, total=n) for name, n in totals.items()}
+            counts = copy.copy_tables(
+                conn,
+                target,
+                replace=replace,
+                progress=lambda name, done: bar.update(tasks[name], completed=done),
+            )
+
+            async def history() -> Any:
+                sqlite, postgres = SqliteStore(source), PostgresStore(target)
+                await sqlite.open()
+                await postgres.open()
+                try:
+                    if not await copy.keeps_history(postgres):
+                        return None
+                    tenants = await sqlite.list_tenants()
+                    task = bar.add_task(copy.HISTORY, total=None)
+                    return await copy.copy_history(
+                        sqlite,
+                        postgres,
+                        tenants,
+                        progress=lambda _, done: bar.update(task, completed=done),
+                    )
+                finally:
+                    await postgres.close()
+                    await sqlite.close()
+
+            history_count = asyncio.run(history())
+    finally:
+        conn.close()
+    if history_count is not None:
+        counts.append(history_count)
+    table = Table("table", "source", "target", "", title=f"{source} -> {_redacted(target)}")
+    for count in counts:
+        mark = "ok" if count.matches else "DIFFERS"
+        table.add_row(count.table, str(count.source), str(count.target), mark)
+    Console().print(table)
+    if history_count is None:
+        typer.echo("History not copied: the target database keeps no history (schema too old).")
+    return counts
+
+
+def _redacted(url: str) -> str:
+    """A postgresql:// URL without its password."""
+    from burgo.store.postgres.core import redacted
+
+    return redacted(url)
 
 
 def _history_store(db: str | None, config: Path) -> tuple[Settings, Any]:

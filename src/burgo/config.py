@@ -37,6 +37,12 @@ class Settings(BaseModel):
     db_pool_size: int = Field(
         default=10, ge=1, le=1000, description="PostgreSQL: most connections one worker opens."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port; more than one needs PostgreSQL.",
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         default="info", description="Least severe log level written."
     )

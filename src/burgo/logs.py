@@ -34,3 +34,6 @@ def configure_logging(level: str, *, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The connection pool warns at every failed reconnection attempt; Burgo logs the loss of the
+    # database and its return once each.
+    logging.getLogger("psycopg.pool").setLevel(max(root.level, logging.ERROR))

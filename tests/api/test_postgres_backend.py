@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -133,6 +134,7 @@ def test_entities_stored_before_history_get_one(database: str, pg_settings: Sett
 def test_metrics_report_the_connection_pool(pg_client: TestClient) -> None:
     text = pg_client.get("/metrics").text
     assert "burgo_store_connections " in text
+    assert f'burgo_process{{pid="{os.getpid()}"}} 1.0' in text
 
 
 def test_db_migrate_creates_the_schema_by_url(database: str, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from burgo.ngsild.errors import (
     ServiceUnavailable,
 )
 from burgo.ngsild.model import Entity
-from burgo.store.base import DEFAULT_TENANT
+from burgo.store.base import DEFAULT_TENANT, Lane
 from burgo.store.postgres import PostgresStore, translate_error
 from burgo.store.postgres.migrations import available_migrations
 from tests.services import PostgresServer, free_port
@@ -88,6 +88,42 @@ async def test_two_processes_share_entities_and_tenants(pg_store: PostgresStore)
         stored = await pg_store.get_entity("fundao", room().id)
         assert stored is not None
         assert stored.instance(TEMPERATURE) == prop(5.0, unit_code="CEL")[0]
+    finally:
+        await other.close()
+
+
+async def test_one_process_at_a_time_holds_a_lane_of_notifications(
+    pg_store: PostgresStore,
+) -> None:
+    await pg_store.create_subscription(DEFAULT_TENANT, subscription("urn:ngsi-ld:Subscription:l"))
+    lane = Lane(DEFAULT_TENANT, "urn:ngsi-ld:Subscription:l")
+    other = PostgresStore(pg_store.url, max_connections=2)
+    await other.open()
+    try:
+        assert await pg_store.claim_lane(lane, 30)
+        assert not await other.claim_lane(lane, 30)
+        assert await pg_store.claim_lane(lane, 30)  # extended by its holder
+        await pg_store.release_lane(lane)
+        assert await other.claim_lane(lane, 30)
+        assert not await pg_store.claim_lane(lane, 30)
+        with psycopg.connect(pg_store.url) as conn:  # the holder died; its lease ran out
+            conn.execute("UPDATE subscriptions SET lane_until = now() - interval '1 second'")
+        assert await pg_store.claim_lane(lane, 30)
+    finally:
+        await other.close()
+
+
+async def test_a_scheduled_job_runs_in_one_process_per_period(pg_store: PostgresStore) -> None:
+    other = PostgresStore(pg_store.url, max_connections=2)
+    await other.open()
+    try:
+        assert await pg_store.claim_job("history-retention", 3600)
+        assert not await other.claim_job("history-retention", 3600)
+        assert await other.claim_job("device-health", 3600)  # each job on its own
+        with psycopg.connect(pg_store.url) as conn:  # a period later
+            conn.execute("UPDATE burgo_jobs SET ran_at = now() - interval '1 hour'")
+        assert await other.claim_job("history-retention", 3600)
+        assert not await pg_store.claim_job("history-retention", 3600)
     finally:
         await other.close()
 

@@ -7,12 +7,13 @@ prometheus_client Counter and Histogram cost several times more per request (lab
 
 from __future__ import annotations
 
+import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -95,6 +96,11 @@ class Metrics:
         self.requests = RequestStats()
         self.registry.register(self.requests)
         self.registry.register(_StoreCollector(store_stats))
+        # Several workers answer /metrics each for itself: this tells them apart.
+        process = Gauge(
+            "burgo_process", "The Burgo process answering", ["pid"], registry=self.registry
+        )
+        process.labels(str(os.getpid())).set(1)
 
 
 class MetricsMiddleware:

@@ -5,6 +5,10 @@ task per such lane. A lane sends its notifications one after the other; a failur
 notification queued and the lane waits (exponential back-off) before trying it again, while every
 other lane goes on. Notifications leave the outbox only once delivered: at-least-once, across
 restarts and crashes.
+
+Several processes sharing one database deliver together: a process delivers a lane only while it
+holds the lane's lease in the store, so each notification goes out once, in order, whichever
+process queued it; when a process stops or dies, another takes its lanes over.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +38,10 @@ from burgo.store.base import Lane, PendingNotification, Store
 log = logging.getLogger(__name__)
 
 JSONLD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+# Seconds a process holds a lane without extending its lease (a process that dies loses its
+# lanes after this), and seconds before asking again for a lane another process holds.
+_MIN_LEASE = 30.0
+_ELSEWHERE_RECHECK = 0.5
 ResolveContext = Callable[[Any], Awaitable[Context]]
 
 
@@ -72,6 +81,10 @@ class NotificationWorker:
         self._wake = asyncio.Event()
         self._gate = asyncio.Semaphore(self._settings.concurrency)
         self._task: asyncio.Task[None] | None = None
+        # Lanes this process holds (until, monotonic) and lanes another process held lately.
+        self._lease = max(_MIN_LEASE, 3 * self._settings.timeout)
+        self._leases: dict[Lane, float] = {}
+        self._held_elsewhere: dict[Lane, float] = {}
 
     async def start(self) -> None:
         """Start dispatching (queued notifications from before a restart included)."""
@@ -92,17 +105,31 @@ class NotificationWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._lanes.clear()
+        for lane in list(self._leases):
+            with contextlib.suppress(NgsiLdError):  # else the lease runs out by itself
+                await self._release(lane)
         await self._mqtt.close()
 
     # -- dispatching ---------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        cursor, unseen_polls = 0, 0
+        cursor, unseen_polls, down = 0, 0, False
         while True:
-            lanes, cursor = await self._store.outbox_lanes(cursor)
-            for lane in lanes:
-                self._kick(lane)
-            await self._periodic()
+            try:
+                lanes, cursor = await self._store.outbox_lanes(cursor)
+                for lane in lanes:
+                    self._kick(lane)
+                await self._periodic()
+            except NgsiLdError as exc:
+                # The database is away: keep everything queued, try again shortly.
+                if not down:
+                    log.warning("Notification delivery paused: %s", exc.detail)
+                down = True
+                await asyncio.sleep(self._settings.retry_min)
+                continue
+            if down:
+                log.info("Notification delivery resumed")
+                down = False
             # The change hook announces notifications before their transaction commits.
             if self._store.outbox_written() > cursor and unseen_polls < 1000:
                 unseen_polls += 1
@@ -115,8 +142,9 @@ class NotificationWorker:
 
     def _kick(self, lane: Lane) -> None:
         self._dirty.add(lane)
-        if lane not in self._lanes:
-            self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
+        if lane in self._lanes or self._held_elsewhere.get(lane, 0.0) > time.monotonic():
+            return
+        self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
 
     async def _periodic(self) -> None:
         now = self._clock.now()
@@ -134,10 +162,27 @@ class NotificationWorker:
 
     # -- one lane ------------------------------------------------------------------------------
 
+    async def _hold(self, lane: Lane, extra: float = 0.0) -> bool:
+        """Take or extend this process's lease on the lane; False while another process has it."""
+        now = time.monotonic()
+        if not extra and self._leases.get(lane, 0.0) - now > self._lease / 2:
+            return True
+        if not await self._store.claim_lane(lane, self._lease + extra):
+            self._leases.pop(lane, None)
+            self._held_elsewhere[lane] = now + _ELSEWHERE_RECHECK
+            return False
+        if lane not in self._leases:
+            self._last_sent.pop(lane, None)  # another process may have sent since
+        self._leases[lane] = now + self._lease + extra
+        self._held_elsewhere.pop(lane, None)
+        return True
+
     async def _run_lane(self, lane: Lane) -> None:
         failures = 0
         try:
             while True:
+                if not await self._hold(lane):
+                    return
                 self._dirty.discard(lane)
                 sub = self._store.subscription_cached(lane.tenant, lane.subscription_id)
                 if sub is None:
@@ -153,19 +198,29 @@ class NotificationWorker:
                 if not items:
                     if lane in self._dirty:
                         continue
+                    await self._release(lane)
                     return
                 if await self._deliver(lane, sub, items):
                     failures = 0
                     continue
                 failures += 1
-                delay = self._settings.retry_min * 2 ** min(failures - 1, 20)
-                await asyncio.sleep(min(delay, self._settings.retry_max))
+                delay = min(self._settings.retry_min * 2 ** min(failures - 1, 20),
+                            self._settings.retry_max)  # fmt: skip
+                if not await self._hold(lane, extra=delay):
+                    return
+                await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
+        except NgsiLdError as exc:
+            log.warning("Notification lane %s paused: %s", lane, exc.detail)
         except Exception:
             log.exception("Notification lane %s stopped; it restarts on the next change", lane)
         finally:
             self._lanes.pop(lane, None)
+
+    async def _release(self, lane: Lane) -> None:
+        if self._leases.pop(lane, None) is not None:
+            await self._store.release_lane(lane)
 
     async def _throttle_passed(self, lane: Lane, sub: Subscription) -> bool:
         if not sub.throttling:

@@ -125,5 +125,9 @@ class Store(
     async def delete_context(self, context_id: str) -> bool:
         """Delete a stored @context; False if there was none."""
 
+    async def claim_job(self, job: str, every: float) -> bool:
+        """Whether this process runs the scheduled ``job`` now: True for one process sharing the
+        store per ``every`` seconds."""
+
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics (queue depth, database size, ...)."""

@@ -99,3 +99,10 @@ class SubscriptionStore(Protocol):
 
     def outbox_written(self) -> int:
         """The highest seq queued so far (committed or about to be)."""
+
+    async def claim_lane(self, lane: Lane, seconds: float) -> bool:
+        """Take or extend the delivery of a lane for ``seconds``: False while another process
+        sharing the store holds it (each notification is delivered by one process)."""
+
+    async def release_lane(self, lane: Lane) -> None:
+        """Give a lane back once it has nothing queued (another process may take it at once)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from burgo.ngsild.qmatch import QExpr
 from burgo.ngsild.temporal import Aggregation, TemporalEntity, TemporalQuery
 
 ALL_TYPES = ""
+_JOB = "history-retention"
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,9 @@ class HistoryStore(Protocol):
 class HistoryRetention:
     """The scheduled job that prunes raw history by retention policy (a Worker of the app).
 
+    With ``claim`` (the store's ``claim_job``), processes sharing a database prune once per
+    interval between them.
+
     >>> job = HistoryRetention(store, clock, interval=3600, default_raw_days=None)
     """
 
@@ -151,8 +155,10 @@ class HistoryRetention:
         *,
         interval: float,
         default_raw_days: int | None,
+        claim: Callable[[str, float], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        self._claim = claim
         self._clock = clock
         self._interval = interval
         self._default = default_raw_days
@@ -186,7 +192,9 @@ class HistoryRetention:
     async def _run(self) -> None:
         while True:
             try:
-                await self.run_once()
+                # Processes sharing a database take turns: one prune per interval in all.
+                if self._claim is None or await self._claim(_JOB, self._interval):
+                    await self.run_once()
             except NgsiLdError as exc:
                 log.warning("History retention failed: %s", exc.detail)
             await asyncio.sleep(self._interval)

@@ -7,6 +7,12 @@ Each concern of the store is a mixin over this core, in a module of its own;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -45,6 +51,11 @@ _after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
     "burgo_after_commit", default=None
 )
 _RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+# While the database is lost: seconds a request waits for a connection, and between probes.
+_WAIT_WHILE_LOST = 1.0
+_PROBE_INTERVAL = 1.0
+
+log = logging.getLogger(__name__)
 
 
 def translate_error(exc: Exception) -> NgsiLdError:
@@ -115,12 +126,25 @@ class PostgresCore:
         self._tenants: set[str] = {DEFAULT_TENANT}
         self._change_hooks: list[ChangeHook] = []
         self._commits = 0
+        self._probe: asyncio.Task[None] | None = None
+        self._reconnecting = False
+        # Names this process in the leases it takes (lanes of notifications, scheduled jobs).
+        self.process_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Connect, create or upgrade the schema and load the tenants."""
         await self.upgrade()
+        try:
+            self._pool = await self._new_pool()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._named(translate_error(exc)) from exc
+        async with self._transaction() as conn:
+            cursor = await conn.execute("SELECT name FROM tenants")
+            self._tenants.update(row[0] for row in await cursor.fetchall())
+
+    async def _new_pool(self) -> AsyncConnectionPool[Connection]:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.url,
             min_size=self._min,
@@ -132,13 +156,10 @@ class PostgresCore:
         )
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
-        except (psycopg.Error, PoolTimeout) as exc:
+        except BaseException:  # a connection error, or the store closing meanwhile
             await pool.close()
-            raise self._named(translate_error(exc)) from exc
-        self._pool = pool
-        async with self._transaction() as conn:
-            cursor = await conn.execute("SELECT name FROM tenants")
-            self._tenants.update(row[0] for row in await cursor.fetchall())
+            raise
+        return pool
 
     async def upgrade(self) -> tuple[int, list[int]]:
         """Create or upgrade the schema only: the schema version now, and the versions applied."""
@@ -157,9 +178,45 @@ class PostgresCore:
 
     async def close(self) -> None:
         """Close every connection (transactions in progress finish first)."""
+        if self._probe is not None:
+            if self._reconnecting:
+                self._probe.cancel()  # else it is closing the pool it replaced: let it finish
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    # -- the database going away and coming back ------------------------------------------------
+
+    def _lost(self, error: NgsiLdError) -> None:
+        """A connection failed: until a probe connects again, wait briefly for connections
+        (requests answer 503 at once rather than after the whole connect timeout)."""
+        if self._probe is not None or self._pool is None:
+            return
+        log.warning("Lost the database %s: %s", redacted(self.url), error.detail)
+        self._reconnecting = True
+        self._probe = asyncio.create_task(self._reconnect(), name="burgo-database-probe")
+
+    async def _reconnect(self) -> None:
+        """Try the database every second; once it answers, swap in a fresh pool (the old one
+        may still be waiting out its back-off before reconnecting) and close the old one."""
+        try:
+            while True:
+                try:
+                    pool = await self._new_pool()  # open once it has a working connection
+                    break
+                except (psycopg.Error, PoolTimeout):
+                    await asyncio.sleep(_PROBE_INTERVAL)
+            old, self._pool = self._pool, pool
+            self._reconnecting = False
+            log.info("The database %s answers again", redacted(self.url))
+            if old is not None:
+                await old.close(timeout=self._connect_timeout)
+        finally:
+            self._reconnecting = False
+            self._probe = None
 
     def _named(self, error: NgsiLdError) -> NgsiLdError:
         return type(error)(f"{error.detail} (database {redacted(self.url)})")
@@ -174,11 +231,15 @@ class PostgresCore:
             raise ServiceUnavailable("The store is not open")
         actions: list[Callable[[], None]] = []
         token = _after_commit.set(actions)
+        wait = _WAIT_WHILE_LOST if self._reconnecting else None
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
-            raise translate_error(exc) from exc
+            error = translate_error(exc)
+            if isinstance(error, ServiceUnavailable) and not isinstance(exc, _RETRY_LATER):
+                self._lost(error)
+            raise error from exc
         finally:
             _after_commit.reset(token)
         self._commits += 1
@@ -232,6 +293,21 @@ class PostgresCore:
             cursor = await conn.execute("SELECT name FROM tenants")
             self._tenants.update(row[0] for row in await cursor.fetchall())
         return sorted(self._tenants)
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+
+    async def claim_job(self, job: str, every: float) -> bool:
+        """Whether this process runs ``job`` now: the first process to ask in each period of
+        ``every`` seconds gets it (a row of ``burgo_jobs`` per job, compared and set)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO burgo_jobs AS j (name, owner, ran_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, ran_at = excluded.ran_at "
+                "WHERE j.owner = excluded.owner "
+                "OR j.ran_at <= excluded.ran_at - make_interval(secs => %s)",
+                (job, self.process_name, every * 0.9),
+            )
+            return cursor.rowcount > 0
 
     # -- metrics --------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from burgo.ngsild.subscription import (
     subscription_from_storage,
     subscription_to_storage,
 )
+from burgo.ngsild.times import parse_datetime
 from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection, PostgresCore
 from burgo.store.subscriptions import (
@@ -370,16 +371,18 @@ class PostgresSubscriptions(PostgresCore):
         self, tenant: str, sub_id: str, seqs: Sequence[int], sent: int, at: str
     ) -> None:
         """Remove delivered notifications; count ``sent`` notifications as sent at ``at``."""
+        # The subscription's row first, then its outbox rows, as every writer of both does
+        # (deleting the subscription, queueing a period): no deadlock between them.
         async with self._transaction() as conn:
-            await conn.execute(
-                "DELETE FROM notification_outbox "
-                "WHERE tenant = %s AND subscription_id = %s AND seq = ANY(%s)",
-                (tenant, sub_id, list(seqs)),
-            )
             await conn.execute(
                 "UPDATE subscriptions SET times_sent = times_sent + %s, last_notification = %s, "
                 "last_success = %s, failing = false WHERE tenant = %s AND id = %s",
                 (sent, at, at, tenant, sub_id),
+            )
+            await conn.execute(
+                "DELETE FROM notification_outbox "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = ANY(%s)",
+                (tenant, sub_id, list(seqs)),
             )
         self._notifications_sent += sent
 
@@ -387,25 +390,60 @@ class PostgresSubscriptions(PostgresCore):
         """Count one failed attempt of notification ``seq``."""
         async with self._transaction() as conn:
             await conn.execute(
-                "UPDATE notification_outbox SET attempts = attempts + 1 "
-                "WHERE tenant = %s AND subscription_id = %s AND seq = %s",
-                (tenant, sub_id, seq),
-            )
-            await conn.execute(
                 "UPDATE subscriptions SET times_failed = times_failed + 1, "
                 "last_notification = %s, last_failure = %s, failing = true "
                 "WHERE tenant = %s AND id = %s",
                 (at, at, tenant, sub_id),
             )
+            await conn.execute(
+                "UPDATE notification_outbox SET attempts = attempts + 1 "
+                "WHERE tenant = %s AND subscription_id = %s AND seq = %s",
+                (tenant, sub_id, seq),
+            )
         self._notifications_failed += 1
 
+    async def claim_lane(self, lane: Lane, seconds: float) -> bool:
+        """Take or extend the delivery of a subscription's notifications for ``seconds``, unless
+        another process holds it (or is changing the subscription right now)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "WITH free AS (SELECT tenant, id FROM subscriptions "
+                "WHERE tenant = %(tenant)s AND id = %(id)s "
+                "AND (lane_owner IS NULL OR lane_owner = %(me)s OR lane_until < now()) "
+                "FOR NO KEY UPDATE SKIP LOCKED) "
+                "UPDATE subscriptions s SET lane_owner = %(me)s, "
+                "lane_until = now() + make_interval(secs => %(secs)s) "
+                "FROM free WHERE s.tenant = free.tenant AND s.id = free.id",
+                {
+                    "tenant": lane.tenant,
+                    "id": lane.subscription_id,
+                    "me": self.process_name,
+                    "secs": seconds,
+                },
+            )
+            return cursor.rowcount > 0
+
+    async def release_lane(self, lane: Lane) -> None:
+        """Give the lane back, if this process still holds it."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE subscriptions SET lane_owner = NULL, lane_until = NULL "
+                "WHERE tenant = %s AND id = %s AND lane_owner = %s",
+                (lane.tenant, lane.subscription_id, self.process_name),
+            )
+
     async def enqueue_periodic(self, tenant: str, sub_id: str, at: str) -> bool:
-        """Queue the current state of the entities a periodic subscription selects."""
+        """Queue the current state of the entities a periodic subscription selects, once per
+        period whichever processes ask (the period is counted from the subscription's
+        creation)."""
         matcher = self._matchers.get(tenant, {}).get(sub_id)
         if matcher is None:
             return False
-        types = sorted({s.type for s in matcher.subscription.entities})
+        sub = matcher.subscription
+        types = sorted({s.type for s in sub.entities})
         async with self._transaction() as conn:
+            if not await self._claim_period(conn, tenant, sub, at):
+                return False
             cursor = await conn.execute(
                 "SELECT doc FROM entities WHERE tenant = %s AND types && %s ORDER BY id",
                 (tenant, types),
@@ -417,6 +455,19 @@ class PostgresSubscriptions(PostgresCore):
             await self._insert_outbox(conn, tenant, sub_id, changes)
         self._wake()
         return True
+
+    @staticmethod
+    async def _claim_period(conn: Connection, tenant: str, sub: Subscription, at: str) -> bool:
+        if not sub.time_interval or not sub.created_at:
+            return True
+        elapsed = (parse_datetime(at) - parse_datetime(sub.created_at)).total_seconds()
+        period = int(elapsed // sub.time_interval)
+        cursor = await conn.execute(
+            "UPDATE subscriptions SET periodic_round = %s WHERE tenant = %s AND id = %s "
+            "AND (periodic_round IS NULL OR periodic_round < %s)",
+            (period, tenant, sub.id, period),
+        )
+        return cursor.rowcount > 0
 
     def stats(self) -> dict[str, float]:
         """The store's gauges plus the outbox depth (as last read) and delivery counters."""

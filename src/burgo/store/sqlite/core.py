@@ -262,6 +262,10 @@ class SqliteCore:
             for change in steps:
                 hook(conn, change.record)
 
+    async def claim_job(self, job: str, every: float) -> bool:
+        """Always: one process owns a SQLite file."""
+        return True
+
     # -- metrics -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, float]:

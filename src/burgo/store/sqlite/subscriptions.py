@@ -323,6 +323,13 @@ class SqliteSubscriptions(SqliteCore):
 
         await self._write(job)
 
+    async def claim_lane(self, lane: Lane, seconds: float) -> bool:
+        """Always: one process owns a SQLite file and delivers every lane."""
+        return True
+
+    async def release_lane(self, lane: Lane) -> None:
+        """Nothing to give back."""
+
     async def enqueue_periodic(self, tenant: str, sub_id: str, at: str) -> bool:
         """Queue the current state of the entities a periodic subscription selects."""
 
