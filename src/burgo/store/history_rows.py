@@ -67,6 +67,11 @@ class Memo:
         return found
 
 
+def recorded_at(attr: Attribute, now: int) -> int:
+    """When an imported instance was recorded (epoch ms): its modifiedAt if it has one."""
+    return millis_of(attr.modified_at) if attr.modified_at is not None else now
+
+
 def history_doc(attr: Attribute, top: bool, *, with_value: bool = True) -> dict[str, Any]:
     """The stored form of an instance without system times (nor observedAt and datasetId at the
     top, which the row's columns and series hold)."""

@@ -29,6 +29,7 @@ from burgo.store.history_rows import (
     Memo,
     parse_instance_id,
     raw_days,
+    recorded_at,
     temporal_entity,
 )
 from burgo.store.postgres.core import Connection, PostgresCore, translate_error
@@ -251,7 +252,7 @@ class PostgresTemporal(PostgresCore):
             await self._check_tenant(tenant)
         memo = Memo()
         items = [
-            encode((entity_id, name, attr.dataset_id or ""), attr, now, memo)
+            encode((entity_id, name, attr.dataset_id or ""), attr, recorded_at(attr, now), memo)
             for name, instances in attrs.items()
             for attr in instances
         ]

@@ -19,7 +19,12 @@ from burgo.ngsild.temporal import (
     from_millis,
     to_millis,
 )
-from burgo.store.history_rows import parse_instance_id, raw_days, temporal_entity
+from burgo.store.history_rows import (
+    parse_instance_id,
+    raw_days,
+    recorded_at,
+    temporal_entity,
+)
 from burgo.store.sqlite.core import SqliteCore, StoredChange
 from burgo.store.sqlite.temporal_read import (
     aggregate_series,
@@ -133,7 +138,8 @@ class SqliteTemporal(SqliteCore):
         attrs: Mapping[str, Instances],
     ) -> bool:
         """Import instances (e.g. historic data); instances already recorded at the same time
-        are skipped, so an import can be run again."""
+        are skipped, so an import can be run again. An instance is recorded at its modifiedAt
+        when it has one (a copied history keeps its times), else now."""
         now = to_millis(self.clock.now())
         writer = self._history
 
@@ -154,7 +160,7 @@ class SqliteTemporal(SqliteCore):
                 by_dataset: dict[str | None, list[Row]] = {}
                 for attr in instances:
                     by_dataset.setdefault(attr.dataset_id, []).append(
-                        writer.encode(conn, attr, now)
+                        writer.encode(conn, attr, recorded_at(attr, now))
                     )
                 for dataset_id, rows in by_dataset.items():
                     _import_rows(conn, (tenant, entity_id, name, dataset_id or ""), instances, rows)
