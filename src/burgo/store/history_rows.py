@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from burgo.ngsild.duration import DAY, HOUR
-from burgo.ngsild.model import Attribute, AttrKind, Entity
+from burgo.ngsild.model import Attribute, AttrKind, Entity, attribute_from_storage
 from burgo.ngsild.temporal import (
     Aggregation,
     TemporalEntity,
+    TemporalInstance,
     TemporalQuery,
     TimeProperty,
     from_millis,
@@ -24,7 +27,7 @@ from burgo.store.temporal import ALL_TYPES
 GRAINS = (HOUR, DAY)
 # The shape of a row that records a deletion (its doc holds the attribute's kind).
 DELETED = -1
-PLAIN = {"type": "Property"}
+PLAIN: dict[str, Any] = {"type": "Property"}
 _INSTANCE = "urn:ngsi-ld:Instance:"
 
 
@@ -182,3 +185,68 @@ def temporal_entity(
         created_at=from_millis(row.created_at),
         deleted_at=from_millis(row.deleted_at) if row.deleted_at is not None else None,
     )
+
+
+def time_filter(query: TemporalQuery, mark: str) -> tuple[str, str, list[Any]]:
+    """The SQL condition, sort key and arguments of the query's range on its time property,
+    over history rows ``h``, with the backend's placeholder ``mark`` (``?`` or ``%s``)."""
+    if query.timeproperty in (TimeProperty.CREATED_AT, TimeProperty.MODIFIED_AT):
+        column, kind = "coalesce(h.rec, h.t)", " AND (h.shape IS NULL OR h.shape >= 0)"
+    elif query.timeproperty == TimeProperty.DELETED_AT:
+        column, kind = "h.t", f" AND h.shape = {DELETED}"
+    else:
+        column, kind = "h.t", " AND (h.shape IS NULL OR h.shape >= 0)"
+    sql, args = kind, []
+    if query.start is not None:
+        sql += f" AND {column} >= {mark}"
+        args.append(query.start)
+    if query.end is not None:
+        sql += f" AND {column} < {mark}"
+        args.append(query.end)
+    return sql, column, args
+
+
+def decode_row(
+    series: Series,
+    row: tuple[int, int, Any, int | None, str | None, int | None, str | None, Any],
+    cache: dict[Any, Any],
+) -> TemporalInstance:
+    """The instance of a history row ``(t, seq, num, shape, doc, rec, shape's doc, time)``;
+    ``cache`` keeps the times formatted and the shapes decoded while one answer is built."""
+    t, seq, num, shape, doc, rec, shape_doc, time = row
+    stamp = rec if rec is not None else t
+    recorded = cache.get(stamp)
+    if recorded is None:
+        recorded = cache[stamp] = from_millis(stamp)
+    observed = from_millis(t) if rec is not None else None
+    key = instance_id(series.id, t, seq)
+    if num is not None and doc is None:
+        # A number with an interned shape (never sub-attributes) or none: the common case.
+        if shape_doc is None:
+            base: dict[str, Any] = PLAIN
+        else:
+            base = cache.get(shape_doc) or cache.setdefault(shape_doc, orjson.loads(shape_doc))
+        attribute = Attribute(
+            AttrKind.PROPERTY,
+            num,
+            dataset_id=series.dataset_id,
+            observed_at=observed,
+            unit_code=base.get("unitCode"),
+            created_at=recorded,
+            modified_at=recorded,
+        )
+        return TemporalInstance(attribute, key, time)
+    if shape == DELETED:
+        attr_doc: dict[str, Any] = {"type": doc, series.kind.value_key: None}
+    else:
+        attr_doc = orjson.loads(doc or "{}")
+    if num is not None:
+        attr_doc["value"] = num
+    if series.dataset_id is not None:
+        attr_doc["datasetId"] = series.dataset_id
+    if observed is not None:
+        attr_doc["observedAt"] = observed
+    attr_doc["createdAt"] = recorded
+    attr_doc.setdefault("modifiedAt", recorded)
+    deleted = from_millis(t) if shape == DELETED else None
+    return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)

@@ -90,19 +90,10 @@ class PostgresSubscriptions(PostgresCore):
         self._listener = asyncio.create_task(self._listen(), name="burgo-subscription-listener")
         await self._listening.wait()
         async with self._transaction() as conn:
-            cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
-            rows = await cursor.fetchall()
             cursor = await conn.execute("SELECT coalesce(max(seq), 0) FROM notification_outbox")
             high = await cursor.fetchone()
         self._outbox_high = int(high[0]) if high else 0
-        matchers: dict[str, dict[str, Matcher]] = {}
-        for tenant, doc in rows:
-            sub = subscription_from_storage(doc)
-            try:
-                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
-            except NgsiLdError as exc:
-                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
-        self._matchers = matchers
+        await self._reload_all()
 
     async def close(self) -> None:
         """Stop listening and close the store."""

@@ -9,28 +9,25 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from burgo.ngsild.errors import BadRequestData, TooManyResults
-from burgo.ngsild.model import Attribute, AttrKind, attribute_from_storage
+from burgo.ngsild.model import Attribute, AttrKind
 from burgo.ngsild.temporal import (
     AggregatedSeries,
     Aggregation,
     TemporalInstance,
     TemporalQuery,
-    TimeProperty,
     filter_attributes,
     from_millis,
     history_matches,
 )
 from burgo.ngsild.temporal_aggregate import Summary, Triple, aggregate, from_summary, period_starts
 from burgo.store.history_rows import (
-    DELETED,
     EntityRow,
     Series,
+    decode_row,
     filter_window,
-    instance_id,
     rollup_grain,
+    time_filter,
 )
 from burgo.store.postgres.core import Connection
 from burgo.store.temporal import HistorySelection
@@ -40,7 +37,6 @@ _COLUMNS = "h.t, h.seq, h.whole, h.num, h.shape, h.doc, h.rec"
 # Read in key order from one index, no join: shapes are looked up in ShapeDocs.
 _FROM = "FROM history h WHERE h.tenant = %s AND h.series = %s"
 _SHAPE = 4
-_PLAIN: dict[str, Any] = {"type": "Property"}
 
 
 class ShapeDocs:
@@ -149,20 +145,7 @@ async def select_series(
 
 def _time_filter(query: TemporalQuery) -> tuple[str, str, list[Any]]:
     """The SQL condition, sort key and arguments of the query's range on its time property."""
-    if query.timeproperty in (TimeProperty.CREATED_AT, TimeProperty.MODIFIED_AT):
-        column, kind = "coalesce(h.rec, h.t)", " AND (h.shape IS NULL OR h.shape >= 0)"
-    elif query.timeproperty == TimeProperty.DELETED_AT:
-        column, kind = "h.t", f" AND h.shape = {DELETED}"
-    else:
-        column, kind = "h.t", " AND (h.shape IS NULL OR h.shape >= 0)"
-    sql, args = kind, []
-    if query.start is not None:
-        sql += f" AND {column} >= %s"
-        args.append(query.start)
-    if query.end is not None:
-        sql += f" AND {column} < %s"
-        args.append(query.end)
-    return sql, column, args
+    return time_filter(query, "%s")
 
 
 async def read_instances(
@@ -202,44 +185,7 @@ def decode(
     shape_doc = shape_docs.get(shape) if shape is not None else None
     if num is not None and whole:
         num = int(num)
-    stamp = rec if rec is not None else t
-    recorded = cache.get(stamp)
-    if recorded is None:
-        recorded = cache[stamp] = from_millis(stamp)
-    observed = from_millis(t) if rec is not None else None
-    key = instance_id(series.id, t, seq)
-    if num is not None and doc is None:
-        # A number with an interned shape (never sub-attributes) or none: the common case.
-        base: dict[str, Any] = _PLAIN
-        if shape_doc is not None:
-            found = cache.get(shape_doc)
-            base = (
-                found if found is not None else cache.setdefault(shape_doc, orjson.loads(shape_doc))
-            )
-        attribute = Attribute(
-            AttrKind.PROPERTY,
-            num,
-            dataset_id=series.dataset_id,
-            observed_at=observed,
-            unit_code=base.get("unitCode"),
-            created_at=recorded,
-            modified_at=recorded,
-        )
-        return TemporalInstance(attribute, key, time)
-    if shape == DELETED:
-        attr_doc: dict[str, Any] = {"type": doc, series.kind.value_key: None}
-    else:
-        attr_doc = orjson.loads(doc)
-    if num is not None:
-        attr_doc["value"] = num
-    if series.dataset_id is not None:
-        attr_doc["datasetId"] = series.dataset_id
-    if observed is not None:
-        attr_doc["observedAt"] = observed
-    attr_doc["createdAt"] = recorded
-    attr_doc.setdefault("modifiedAt", recorded)
-    deleted = from_millis(t) if shape == DELETED else None
-    return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)
+    return decode_row(series, (t, seq, num, shape, doc, rec, shape_doc, time), cache)
 
 
 async def aggregate_series(

@@ -17,13 +17,12 @@ from typing import Any
 import orjson
 
 from burgo.ngsild.errors import BadRequestData, TooManyResults
-from burgo.ngsild.model import Attribute, AttrKind, attribute_from_storage
+from burgo.ngsild.model import Attribute, AttrKind
 from burgo.ngsild.temporal import (
     AggregatedSeries,
     Aggregation,
     TemporalInstance,
     TemporalQuery,
-    TimeProperty,
     filter_attributes,
     from_millis,
     history_matches,
@@ -36,12 +35,12 @@ from burgo.ngsild.temporal_aggregate import (
     period_starts,
 )
 from burgo.store.history_rows import (
-    DELETED,
     EntityRow,
     Series,
+    decode_row,
     filter_window,
-    instance_id,
     rollup_grain,
+    time_filter,
 )
 from burgo.store.temporal import HistorySelection
 
@@ -134,20 +133,7 @@ _FROM = "FROM history h LEFT JOIN history_shapes s ON s.id = h.shape WHERE h.ser
 
 def _time_filter(query: TemporalQuery) -> tuple[str, str, list[Any]]:
     """The SQL condition, sort key and arguments of the query's range on its time property."""
-    if query.timeproperty in (TimeProperty.CREATED_AT, TimeProperty.MODIFIED_AT):
-        column, kind = "coalesce(h.rec, h.t)", " AND (h.shape IS NULL OR h.shape >= 0)"
-    elif query.timeproperty == TimeProperty.DELETED_AT:
-        column, kind = "h.t", f" AND h.shape = {DELETED}"
-    else:
-        column, kind = "h.t", " AND (h.shape IS NULL OR h.shape >= 0)"
-    sql, args = kind, []
-    if query.start is not None:
-        sql += f" AND {column} >= ?"
-        args.append(query.start)
-    if query.end is not None:
-        sql += f" AND {column} < ?"
-        args.append(query.end)
-    return sql, column, args
+    return time_filter(query, "?")
 
 
 def read_instances(
@@ -174,44 +160,7 @@ def read_instances(
 
 def _decode(series: Series, row: Sequence[Any], cache: dict[Any, Any]) -> TemporalInstance:
     t, seq, num, shape, doc, rec, shape_doc, time = row
-    stamp = rec if rec is not None else t
-    recorded = cache.get(stamp)
-    if recorded is None:
-        recorded = cache[stamp] = from_millis(stamp)
-    observed = from_millis(t) if rec is not None else None
-    key = instance_id(series.id, t, seq)
-    if num is not None and doc is None:
-        # A number with an interned shape (never sub-attributes) or none: the common case.
-        base = cache.get(shape_doc) if shape_doc is not None else _PLAIN
-        if base is None:
-            base = cache[shape_doc] = orjson.loads(shape_doc)
-        attribute = Attribute(
-            AttrKind.PROPERTY,
-            num,
-            dataset_id=series.dataset_id,
-            observed_at=observed,
-            unit_code=base.get("unitCode"),
-            created_at=recorded,
-            modified_at=recorded,
-        )
-        return TemporalInstance(attribute, key, time)
-    if shape == DELETED:
-        attr_doc: dict[str, Any] = {"type": doc, series.kind.value_key: None}
-    else:
-        attr_doc = orjson.loads(doc)
-    if num is not None:
-        attr_doc["value"] = num
-    if series.dataset_id is not None:
-        attr_doc["datasetId"] = series.dataset_id
-    if observed is not None:
-        attr_doc["observedAt"] = observed
-    attr_doc["createdAt"] = recorded
-    attr_doc.setdefault("modifiedAt", recorded)
-    deleted = from_millis(t) if shape == DELETED else None
-    return TemporalInstance(attribute_from_storage(attr_doc), key, time, deleted)
-
-
-_PLAIN: dict[str, Any] = {"type": "Property"}
+    return decode_row(series, (t, seq, num, shape, doc, rec, shape_doc, time), cache)
 
 
 def aggregate_series(
