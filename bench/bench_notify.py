@@ -113,6 +113,10 @@ class Receiver:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+        except asyncio.CancelledError:
+            # The run is over and its loop cancels the open connections: end quietly (asyncio
+            # would otherwise log each cancelled handler as an error).
+            writer.close()
         finally:
             self._writers.discard(writer)
 
