@@ -8,12 +8,20 @@ lane), in order, and remove what was delivered: at-least-once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from burgo.ngsild.notification import EntityChange
-from burgo.ngsild.subscription import DeliveryStatus, Subscription
+from burgo.ngsild.errors import NgsiLdError
+from burgo.ngsild.notification import EntityChange, Matcher
+from burgo.ngsild.subscription import (
+    DeliveryStatus,
+    Subscription,
+    subscription_from_storage,
+)
+
+log = logging.getLogger(__name__)
 
 SubscriptionChange = Callable[[Subscription], Subscription]
 
@@ -106,3 +114,57 @@ class SubscriptionStore(Protocol):
 
     async def release_lane(self, lane: Lane) -> None:
         """Give a lane back once it has nothing queued (another process may take it at once)."""
+
+
+class SubscriptionCache:
+    """What every backend keeps in memory beside its tables: each tenant's subscriptions as
+    matchers (read by the change hook), the highest outbox seq queued, and who to wake."""
+
+    def _init_subscription_cache(self) -> None:
+        self._matchers: dict[str, dict[str, Matcher]] = {}
+        self._outbox_high = 0
+        self._outbox_wake: Callable[[], None] | None = None
+
+    def _load_matchers(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Replace the matchers by those of ``(tenant, stored subscription)`` rows; one that
+        cannot be matched is logged and left out."""
+        matchers: dict[str, dict[str, Matcher]] = {}
+        for tenant, doc in rows:
+            sub = subscription_from_storage(doc)
+            try:
+                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
+            except NgsiLdError as exc:
+                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
+        self._matchers = matchers
+
+    def _set_matcher(self, tenant: str, sub: Subscription | None, sub_id: str) -> None:
+        """Put (or, with ``sub`` None, drop) one subscription's matcher; readers keep the maps
+        they hold, which are never changed in place."""
+        current = dict(self._matchers.get(tenant, {}))
+        if sub is None:
+            current.pop(sub_id, None)
+        else:
+            current[sub_id] = Matcher.of(sub)
+        self._matchers = {**self._matchers, tenant: current}
+
+    def outbox_listener(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever an entity write has queued notifications."""
+        self._outbox_wake = wake
+
+    def outbox_written(self) -> int:
+        """The highest seq this process queued so far."""
+        return self._outbox_high
+
+    def subscription_cached(self, tenant: str, sub_id: str) -> Subscription | None:
+        """A subscription from memory."""
+        matcher = self._matchers.get(tenant, {}).get(sub_id)
+        return matcher.subscription if matcher is not None else None
+
+    def periodic_subscriptions(self) -> list[tuple[str, Subscription]]:
+        """Subscriptions with a timeInterval."""
+        return [
+            (tenant, m.subscription)
+            for tenant, matchers in self._matchers.items()
+            for m in matchers.values()
+            if m.subscription.time_interval is not None
+        ]

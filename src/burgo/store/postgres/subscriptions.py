@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ from burgo.store.subscriptions import (
     Lane,
     PendingNotification,
     StoredSubscription,
+    SubscriptionCache,
     SubscriptionChange,
 )
 
@@ -66,15 +67,13 @@ def _stored(tenant: str, row: Sequence[Any]) -> StoredSubscription:
     return StoredSubscription(tenant, subscription_from_storage(row[0]), status)
 
 
-class PostgresSubscriptions(PostgresCore):
+class PostgresSubscriptions(SubscriptionCache, PostgresCore):
     """Create, read, change and delete subscriptions; queue, read and settle notifications."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._matchers: dict[str, dict[str, Matcher]] = {}
-        self._outbox_high = 0
+        self._init_subscription_cache()
         self._outbox_depth = 0
-        self._outbox_wake: Callable[[], None] | None = None
         self._notifications_sent = 0
         self._notifications_failed = 0
         self._change_hooks.append(self._queue_notifications)
@@ -152,14 +151,7 @@ class PostgresSubscriptions(PostgresCore):
         async with self._transaction() as conn:
             cursor = await conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY pos")
             rows = await cursor.fetchall()
-        matchers: dict[str, dict[str, Matcher]] = {}
-        for tenant, doc in rows:
-            sub = subscription_from_storage(doc)
-            try:
-                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
-            except NgsiLdError as exc:
-                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
-        self._matchers = matchers
+        self._load_matchers(rows)
 
     @staticmethod
     async def _announce(conn: Connection, tenant: str, sub_id: str) -> None:
@@ -198,14 +190,6 @@ class PostgresSubscriptions(PostgresCore):
     def _wake(self) -> None:
         if self._outbox_wake is not None:
             self._outbox_wake()
-
-    def _set_matcher(self, tenant: str, sub: Subscription | None, sub_id: str) -> None:
-        current = dict(self._matchers.get(tenant, {}))
-        if sub is None:
-            current.pop(sub_id, None)
-        else:
-            current[sub_id] = Matcher.of(sub)
-        self._matchers = {**self._matchers, tenant: current}
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -295,28 +279,6 @@ class PostgresSubscriptions(PostgresCore):
         self._set_matcher(tenant, None, sub_id)
 
     # -- the outbox -----------------------------------------------------------------------------
-
-    def outbox_listener(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` whenever an entity write has queued notifications."""
-        self._outbox_wake = wake
-
-    def outbox_written(self) -> int:
-        """The highest seq this process queued so far."""
-        return self._outbox_high
-
-    def subscription_cached(self, tenant: str, sub_id: str) -> Subscription | None:
-        """A subscription from memory."""
-        matcher = self._matchers.get(tenant, {}).get(sub_id)
-        return matcher.subscription if matcher is not None else None
-
-    def periodic_subscriptions(self) -> list[tuple[str, Subscription]]:
-        """Subscriptions with a timeInterval."""
-        return [
-            (tenant, m.subscription)
-            for tenant, matchers in self._matchers.items()
-            for m in matchers.values()
-            if m.subscription.time_interval is not None
-        ]
 
     async def outbox_lanes(self, after_seq: int) -> tuple[list[Lane], int]:
         """Every subscription with queued notifications, and the highest seq queued.

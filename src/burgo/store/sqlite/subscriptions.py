@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from burgo.store.subscriptions import (
     Lane,
     PendingNotification,
     StoredSubscription,
+    SubscriptionCache,
     SubscriptionChange,
 )
 
@@ -53,14 +54,12 @@ def _stored(tenant: str, row: Sequence[Any]) -> StoredSubscription:
     return StoredSubscription(tenant, subscription_from_storage(orjson.loads(row[0])), status)
 
 
-class SqliteSubscriptions(SqliteCore):
+class SqliteSubscriptions(SubscriptionCache, SqliteCore):
     """Create, read, change and delete subscriptions; queue, read and settle notifications."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._matchers: dict[str, dict[str, Matcher]] = {}
-        self._outbox_high = 0
-        self._outbox_wake: Callable[[], None] | None = None
+        self._init_subscription_cache()
         self._notifications_sent = 0
         self._notifications_failed = 0
         self._batch_hooks.append(self._queue_notifications)
@@ -75,14 +74,7 @@ class SqliteSubscriptions(SqliteCore):
             return rows, high.fetchone()[0]
 
         rows, self._outbox_high = self._read(load)
-        matchers: dict[str, dict[str, Matcher]] = {}
-        for tenant, doc in rows:
-            sub = subscription_from_storage(orjson.loads(doc))
-            try:
-                matchers.setdefault(tenant, {})[sub.id] = Matcher.of(sub)
-            except NgsiLdError as exc:
-                log.error("Subscription %s cannot be matched and is ignored: %s", sub.id, exc)
-        self._matchers = matchers
+        self._load_matchers((tenant, orjson.loads(doc)) for tenant, doc in rows)
 
     # -- the change hook (writer thread) -------------------------------------------------------
 
@@ -126,14 +118,6 @@ class SqliteSubscriptions(SqliteCore):
             (tenant, sub_id, payload, changes[0].at),
         )
         self._outbox_high = max(self._outbox_high, cursor.lastrowid or 0)
-
-    def _set_matcher(self, tenant: str, sub: Subscription | None, sub_id: str) -> None:
-        current = dict(self._matchers.get(tenant, {}))
-        if sub is None:
-            current.pop(sub_id, None)
-        else:
-            current[sub_id] = Matcher.of(sub)
-        self._matchers = {**self._matchers, tenant: current}
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -231,28 +215,6 @@ class SqliteSubscriptions(SqliteCore):
         await self._write(job)
 
     # -- the outbox ----------------------------------------------------------------------------
-
-    def outbox_listener(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` whenever the change hook queues notifications."""
-        self._outbox_wake = wake
-
-    def outbox_written(self) -> int:
-        """The highest seq queued so far."""
-        return self._outbox_high
-
-    def subscription_cached(self, tenant: str, sub_id: str) -> Subscription | None:
-        """A subscription from memory."""
-        matcher = self._matchers.get(tenant, {}).get(sub_id)
-        return matcher.subscription if matcher is not None else None
-
-    def periodic_subscriptions(self) -> list[tuple[str, Subscription]]:
-        """Subscriptions with a timeInterval."""
-        return [
-            (tenant, m.subscription)
-            for tenant, matchers in self._matchers.items()
-            for m in matchers.values()
-            if m.subscription.time_interval is not None
-        ]
 
     async def outbox_lanes(self, after_seq: int) -> tuple[list[Lane], int]:
         """Subscriptions with notifications queued after ``after_seq``."""
