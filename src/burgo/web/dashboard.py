@@ -22,7 +22,7 @@ from burgo.ngsild.errors import BadRequestData, ResourceNotFound
 from burgo.ngsild.temporal import to_millis
 from burgo.verticals.catalog import ALERT, STATES, VERTICALS
 from burgo.web.docs import api_index
-from burgo.web.history import PERIODS, period_named, read_series
+from burgo.web.history import PERIODS, Series, period_named, read_series
 from burgo.web.i18n import COOKIE, LANGUAGES, language_of, requested_language, translations
 from burgo.web.render import environment
 from burgo.web.things import (
@@ -267,6 +267,13 @@ async def devices_page(request: Request) -> HTMLResponse:
 @router.get("/dashboard/history.json")
 async def history_json(request: Request) -> Response:
     """An attribute's history over a period, as the entity page's charts draw it."""
+    series, _ = await requested_series(request)
+    return json_response(series.chart())
+
+
+async def requested_series(request: Request) -> tuple[Series, str]:
+    """The history the request's tenant, entity, attribute and period name, and the tenant
+    (for the charts and the history downloads)."""
     svc = services(request)
     tenant = tenant_param(request)
     await check_tenant(svc.store, tenant)
@@ -280,7 +287,7 @@ async def history_json(request: Request) -> Response:
         now_ms=now_ms(svc),
         max_instances=svc.settings.temporal_max_instances,
     )
-    return json_response(series.chart())
+    return series, tenant
 
 
 def history_params(request: Request) -> tuple[str, str, Any]:

@@ -17,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from burgo.api.services import services
-from burgo.web.dashboard import history_params, now_ms, tenant_param
-from burgo.web.history import read_series
+from burgo.web.dashboard import now_ms, requested_series, tenant_param
 from burgo.web.things import LOCATION, check_tenant, device_rows, things
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -120,27 +119,10 @@ async def devices_geojson(request: Request) -> Response:
     return _download(orjson.dumps(body), GEO_JSON, _name(tenant, "devices.geojson"))
 
 
-async def _series(request: Request) -> tuple[Any, str]:
-    svc = services(request)
-    tenant = tenant_param(request)
-    await check_tenant(svc.store, tenant)
-    entity_id, attr, period = history_params(request)
-    series = await read_series(
-        svc.store,
-        tenant,
-        entity_id,
-        attr,
-        period,
-        now_ms=now_ms(svc),
-        max_instances=svc.settings.temporal_max_instances,
-    )
-    return series, tenant
-
-
 @router.get("/history.csv")
 async def history_csv(request: Request) -> Response:
     """An attribute's history over a period (hour, day raw; week, month aggregated)."""
-    series, tenant = await _series(request)
+    series, tenant = await requested_series(request)
     columns = ["time", "avg", "min", "max"] if series.aggregated else ["time", "value"]
     stem = f"{series.entity_id.rsplit(':', 1)[-1]}-{series.attribute.rsplit('/', 1)[-1]}"
     return _download(
@@ -151,7 +133,7 @@ async def history_csv(request: Request) -> Response:
 @router.get("/history.geojson")
 async def history_geojson(request: Request) -> Response:
     """An attribute's history as GeoJSON: one feature per point, at the entity's place."""
-    series, tenant = await _series(request)
+    series, tenant = await requested_series(request)
     svc = services(request)
     entity = await svc.store.get_entity(tenant, series.entity_id)
     place = entity.instance(LOCATION) if entity is not None else None
