@@ -62,20 +62,9 @@ def simulate(*args: str) -> tuple[int, str, str]:
 
 def test_simulate_registers_the_town_and_imports_its_history(server: str, tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    code, out, err = simulate(
-        "--target",
-        server,
-        "--size",
-        "small",
-        "--history",
-        "3h",
-        "--interval",
-        "0",
-        "--tts-secret",
-        SECRET,
-        "--state",
-        str(state),
-    )
+    run_options = ("--target", server, "--size", "small", "--history", "3h", "--interval", "0",
+                   "--tts-secret", SECRET, "--state", str(state))  # fmt: skip
+    code, out, err = simulate(*run_options)
     assert code == 0, (out, err)
     assert f"Ready: Fundão, {len(SMALL.devices)} devices" in out
     devices = httpx.get(f"{server}/api/v1/devices").json()
@@ -95,20 +84,7 @@ def test_simulate_registers_the_town_and_imports_its_history(server: str, tmp_pa
     assert len(history["NO2"]) >= 12  # 3 hours every 15 minutes, and the live reading
     assert state.stat().st_mode & 0o077 == 0  # it holds the keys
 
-    code, out, err = simulate(
-        "--target",
-        server,
-        "--size",
-        "small",
-        "--history",
-        "3h",
-        "--interval",
-        "0",
-        "--tts-secret",
-        SECRET,
-        "--state",
-        str(state),
-    )
+    code, out, err = simulate(*run_options)
     assert code == 0, (out, err)
     again = httpx.get(f"{server}/api/v1/devices/aq-01").json()
     assert again["createdAt"] == tts["createdAt"]  # the same registration, its key reused
