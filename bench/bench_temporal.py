@@ -47,14 +47,14 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def week_body(first_minute: int, minutes: int) -> bytes:
+def week_body(first_minute: int, minutes: int, entity: str = ENTITY) -> bytes:
     """A temporal entity holding ``minutes`` readings from ``first_minute`` on."""
     instances = [
         {"type": "Property", "value": round(40 + (m % 1440) / 60 + (m % 7) * 0.25, 2),
          "unitCode": "GQ", "observedAt": stamp(START + timedelta(minutes=m))}
         for m in range(first_minute, first_minute + minutes)
     ]  # fmt: skip
-    return orjson.dumps({"id": ENTITY, "type": "AirQualityObserved", "no2": instances})
+    return orjson.dumps({"id": entity, "type": "AirQualityObserved", "no2": instances})
 
 
 def call(
