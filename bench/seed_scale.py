@@ -316,7 +316,7 @@ def _import_readings(
         conn.execute(
             "INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
             f"SELECT %(tenant)s, %(series)s, %(start)s + m * 60000, 0, false, {_READING}, "
-            "%(shape)s, NULL, %(rec)s FROM generate_series(0, %(minutes)s - 1) AS m",
+            "%(shape)s, NULL, %(rec)s FROM generate_series(0::bigint, %(minutes)s - 1) AS m",
             {"tenant": town.tenant, "series": sid, "start": start, "shape": shape,
              "rec": item.rec, "minutes": minutes},
         )  # fmt: skip
