@@ -95,7 +95,8 @@ def conjunction(filters: list[Filter]) -> Filter:
     )
 
 
-def _disjunction(filters: list[Filter]) -> Filter:
+def disjunction(filters: list[Filter]) -> Filter:
+    """Some filter holds."""
     exact = all(f.exact for f in filters)
     if any(f.sql == "TRUE" for f in filters):
         return Filter("TRUE", exact=exact)
@@ -109,13 +110,14 @@ def _disjunction(filters: list[Filter]) -> Filter:
 # -- selectors and attrs ------------------------------------------------------------------------
 
 
-def _types(expr: TypeExpr | str) -> Filter:
+def type_filter(expr: TypeExpr | str) -> Filter:
+    """The entities (``e.types``) a type expression accepts."""
     if isinstance(expr, str):
         return Filter("e.types @> %s::text[]", [[expr]])
     if expr.is_plain_or():
         return Filter("e.types && %s::text[]", [sorted(expr.names())])
-    parts = [_types(item) for item in expr.items]
-    return conjunction(parts) if expr.op == "and" else _disjunction(parts)
+    parts = [type_filter(item) for item in expr.items]
+    return conjunction(parts) if expr.op == "and" else disjunction(parts)
 
 
 def _selector(selector: EntitySelector) -> Filter:
@@ -123,7 +125,7 @@ def _selector(selector: EntitySelector) -> Filter:
     if selector.ids:
         parts.append(Filter("e.id = ANY(%s::text[])", [list(selector.ids)]))
     if selector.types is not None:
-        parts.append(_types(selector.types))
+        parts.append(type_filter(selector.types))
     if selector.id_pattern is not None:
         parts.append(UNKNOWN)  # Python's regular expressions, not PostgreSQL's
     return conjunction(parts)
@@ -137,7 +139,7 @@ def query_filter(query: EntityQuery, probe: bool = False) -> Filter:
     count)."""
     parts: list[Filter] = []
     if query.selectors:
-        parts.append(_disjunction([_selector(s) for s in query.selectors]))
+        parts.append(disjunction([_selector(s) for s in query.selectors]))
     if query.attrs is not None:
         parts.append(
             Filter(
@@ -161,7 +163,7 @@ def q_filter(expr: QExpr, probe: bool = False) -> Filter:
     if isinstance(expr, And):
         return conjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Or):
-        return _disjunction([q_filter(item, probe) for item in expr.items])
+        return disjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Absent):
         present = _term(Term(expr.path), probe)
         if not present.exact:
@@ -540,7 +542,7 @@ def scope_filter(expr: ScopeExpr) -> Filter:
     """The exact conditions of a scopeQ expression over the entity's scopes."""
     if isinstance(expr, ScopeAnd | ScopeOr):
         parts = [scope_filter(item) for item in expr.items]
-        return conjunction(parts) if isinstance(expr, ScopeAnd) else _disjunction(parts)
+        return conjunction(parts) if isinstance(expr, ScopeAnd) else disjunction(parts)
     assert isinstance(expr, ScopeTerm)
     each = "SELECT 1 FROM json_array_elements_text(e.doc -> 'scope') AS s(v)"
     if expr.subtree and not expr.scope:

@@ -21,7 +21,15 @@ from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection
 from burgo.store.postgres.entities import delete_entity_row
 from burgo.store.postgres.qindex import PostgresQIndex
-from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter, rare_terms
+from burgo.store.postgres.qsql import (
+    Filter,
+    conjunction,
+    disjunction,
+    geo_sql,
+    query_filter,
+    rare_terms,
+    type_filter,
+)
 from burgo.store.queries import QueryResult
 
 # Candidate rows read per statement of a walk.
@@ -102,6 +110,24 @@ class _Plan:
         )
         row = await cursor.fetchone()
         return not (row and row[0])
+
+
+def type_count(tenant: str, query: EntityQuery) -> Filter | None:
+    """The statement counting the matches from the type-set counts (migration 0008), when only
+    types select: the sum over the type sets the selectors accept."""
+    selectors = query.selectors
+    if (
+        not selectors
+        or any(s.types is None or s.ids or s.id_pattern is not None for s in selectors)
+        or (query.attrs, query.q, query.scope_q, query.geo) != (None, None, None, None)
+    ):
+        return None
+    accepted = disjunction([type_filter(s.types) for s in selectors if s.types is not None])
+    return Filter(
+        "SELECT coalesce(sum(e.n), 0) FROM entity_type_counts AS e "  # noqa: S608 - fixed fragments
+        f"WHERE e.tenant = %s AND {accepted.sql}",
+        [tenant, *accepted.params],
+    )
 
 
 def _required_type(expr: TypeExpr | str) -> str | None:
@@ -206,10 +232,13 @@ async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
         page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
     count = None
     if query.count:
-        cursor = await conn.execute(
-            f"SELECT count(*) FROM entities AS e WHERE {where.sql}",  # noqa: S608 - fixed fragments
-            where.params,
-        )
+        counting = type_count(plan.tenant, query)
+        if counting is None:
+            counting = Filter(
+                f"SELECT count(*) FROM entities AS e WHERE {where.sql}",  # noqa: S608 - fixed fragments
+                where.params,
+            )
+        cursor = await conn.execute(counting.sql, counting.params)
         row = await cursor.fetchone()
         count = int(row[0]) if row else 0
     return QueryResult(page, count, more)
