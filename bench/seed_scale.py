@@ -9,7 +9,7 @@ It writes the rows Burgo itself writes, without going through its transactions:
 - the entities of ``bench_queries.py`` (the same generator and seed, a third each of
   AirQualityObserved, ParkingSpot and WasteContainer, created at 2024-05-01T10:00:00Z as
   ``POST /entityOperations/create`` would store them): their rows, the query indexes
-  (attribute values, geometry, types) and the history of their creation (one instance per
+  (attribute values, geometry, types, the count of each type set) and the history of their creation (one instance per
   attribute, its series, hourly and daily rollups);
 - for the first ``--stations`` AirQualityObserved entities, ``--days`` of 1-minute NO2 readings
   from 2023-01-01 (the data ``bench_temporal.py`` imports with ``POST /temporal/entities``, a
@@ -31,6 +31,7 @@ import asyncio
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,6 +136,7 @@ class Town:
         self.shape_ids: dict[str, int] = {}
         self.no2_series: list[int] = []  # the NO2 series of AirQualityObserved, in order
         self.months: set[int] = set()
+        self.type_sets: Counter[tuple[str, ...]] = Counter()
         self.reading = parse_entity(
             {"id": "urn:ngsi-ld:AirQualityObserved:sample", "type": "AirQualityObserved",
              "no2": {"type": "Property", "value": 40.5, "unitCode": "GQ",
@@ -159,6 +161,7 @@ class Town:
             rows.values.extend(attribute_rows(tenant, entity_id, name, instances))
         rows.geo.extend(geo_rows(tenant, entity))
         rows.types.extend((tenant, name, entity_id) for name in sorted(set(types)))
+        self.type_sets[tuple(sorted(set(types)))] += 1
         # The history of the creation (temporal_write.record_change with nothing before).
         memo = Memo()
         at = memo.millis(entity.created_at or "", "time of the change")
@@ -277,6 +280,13 @@ def seed(url: str, entities: int, stations: int, days: int, chunk: int = 5000) -
         if station_series and minutes:
             _import_readings(conn, town, station_series, year_start, minutes)
         took["readings"] = time.perf_counter() - step
+        # The entities by type set, as folded counts (slot 0).
+        with (
+            conn.cursor() as cursor,
+            cursor.copy("COPY entity_type_counts (tenant, types, slot, n) FROM STDIN") as copy,
+        ):
+            for type_set, n in town.type_sets.items():
+                copy.write_row((town.tenant, list(type_set), 0, n))
         step = time.perf_counter()
         for table, column in (("history_series", "id"), ("history_shapes", "id")):
             conn.execute(

@@ -33,6 +33,9 @@ TABLES = {
     "entity_geo": "SELECT tenant, entity_id, name, geometry::text, bounds::text, lon, lat, "
     "to_jsonb(g) ->> 'shape' FROM entity_geo g ORDER BY 1, 2, 3",
     "entity_type_ids": "SELECT * FROM entity_type_ids ORDER BY 1, 2, 3",
+    # Counted in rows of each writing session's own; what a count reads is their sum.
+    "entity_type_counts": "SELECT tenant, types, sum(n) FROM entity_type_counts GROUP BY 1, 2 "
+    "HAVING sum(n) <> 0 ORDER BY 1, 2",
     "history_entities": "SELECT * FROM history_entities ORDER BY 1, 2",
     "history_series": "SELECT * FROM history_series ORDER BY 1, 2",
     "history_shapes": "SELECT * FROM history_shapes ORDER BY 1",
@@ -94,6 +97,7 @@ def test_the_tool_writes_the_rows_the_api_writes(towns: tuple[str, str]) -> None
     assert len(seeded["entities"]) == ENTITIES
     assert len(seeded["history"]) == 6 * 11 + 7 * 10 + 6 * 10 + STATIONS * DAYS * 1440
     assert any(row[-1] for row in seeded["entity_geo"]), "PostGIS shapes are compared too"
+    assert len(seeded["entity_type_counts"]) == 3
     for table in TABLES:
         assert seeded[table] == through_api[table], table
 
