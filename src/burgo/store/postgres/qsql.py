@@ -608,31 +608,60 @@ def geo_sql(geo: GeoQuery, postgis: bool) -> GeoSql:
     return GeoSql(candidate, params, f"CASE {cases} END", values)
 
 
+def _haversine_term(distance: float) -> float:
+    """The haversine term ``a`` (see :func:`_near_points`) of a distance in metres: a point is
+    within ``distance`` exactly when its ``a`` is at most this (-1 for a negative distance,
+    which no point is within; 2 for half the earth's circumference or more, which every point
+    is)."""
+    if distance < 0:
+        return -1.0
+    angle = distance / (2 * EARTH_RADIUS)
+    if angle >= math.pi / 2:
+        return 2.0
+    return math.sin(angle) ** 2
+
+
 def _near_points(geo: GeoQuery) -> list[tuple[str, list[Any], str]]:
-    """``near`` a point, for Point geometries: the haversine distance against the bounds."""
+    """``near`` a point, for Point geometries: the haversine distance against the bounds.
+
+    The distance ``d = 2 R asin(sqrt(min(a, 1)))`` grows with the haversine term ``a``, so each
+    bound compares ``a`` with the term of the bound (computed here once, not per row). Distances
+    within ``_MARGIN`` metres plus ``_RELATIVE_MARGIN`` of the distance of a bound are left to the
+    exact check: ``d <= max - (margin + relative * d)`` is ``d <= (max - margin) / (1 +
+    relative)``, and so on for the other three."""
     lon0, lat0 = geo.shape.x, geo.shape.y
     lat1 = math.radians(lat0)
-    distance = (
-        "(2 * %s * asin(sqrt(least(power(sin((radians(g.lat) - %s) / 2), 2) "
-        "+ %s * cos(radians(g.lat)) * power(sin(radians(g.lon - %s) / 2), 2), 1))))"
+    term = (
+        "(power(sin((radians(g.lat) - %s) / 2), 2) "
+        "+ %s * cos(radians(g.lat)) * power(sin(radians(g.lon - %s) / 2), 2))"
     )
-    distance_params: list[Any] = [EARTH_RADIUS, lat1, math.cos(lat1), lon0]
+    term_params: list[Any] = [lat1, math.cos(lat1), lon0]
     inside: list[str] = []
     outside: list[str] = []
     params_in: list[Any] = []
     params_out: list[Any] = []
-    slack = f"(%s + %s * {distance})"
-    slack_params = [_MARGIN, _RELATIVE_MARGIN, *distance_params]
     if geo.max_distance is not None:
-        inside.append(f"{distance} <= %s - {slack}")
-        params_in += [*distance_params, geo.max_distance, *slack_params]
-        outside.append(f"{distance} > %s + {slack}")
-        params_out += [*distance_params, geo.max_distance, *slack_params]
+        inside.append(f"{term} <= %s")
+        params_in += [
+            *term_params,
+            _haversine_term((geo.max_distance - _MARGIN) / (1 + _RELATIVE_MARGIN)),
+        ]
+        outside.append(f"{term} > %s")
+        params_out += [
+            *term_params,
+            _haversine_term((geo.max_distance + _MARGIN) / (1 - _RELATIVE_MARGIN)),
+        ]
     if geo.min_distance is not None:
-        inside.append(f"{distance} >= %s + {slack}")
-        params_in += [*distance_params, geo.min_distance, *slack_params]
-        outside.append(f"{distance} < %s - {slack}")
-        params_out += [*distance_params, geo.min_distance, *slack_params]
+        inside.append(f"{term} >= %s")
+        params_in += [
+            *term_params,
+            _haversine_term((geo.min_distance + _MARGIN) / (1 - _RELATIVE_MARGIN)),
+        ]
+        outside.append(f"{term} < %s")
+        params_out += [
+            *term_params,
+            _haversine_term((geo.min_distance - _MARGIN) / (1 + _RELATIVE_MARGIN)),
+        ]
     if not inside:
         # near without a distance: every point matches.
         return [("TRUE", [], "TRUE")]
