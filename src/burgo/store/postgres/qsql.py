@@ -200,22 +200,23 @@ def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) 
     return f"EXISTS (SELECT 1 {rows})"
 
 
-def rare_terms(expr: QExpr) -> list[Filter]:
+def rare_terms(tenant: str, expr: QExpr) -> list[Filter]:
     """For each indexed term every match of ``expr`` satisfies (existence aside), a query of
-    its index rows (over ``v``, the tenant a parameter still to add first): a planner counts
-    them to learn whether the term is rare enough to drive the query."""
+    its index rows in ``tenant``: a planner counts them (up to a LIMIT) to learn whether the
+    term is rare enough to drive the query. Each of a term's conditions (``txt = 'ok'`` for a
+    Property value, its expanded IRI for a VocabProperty term, ...) is a branch of its own, so
+    that each reads only its own rows of the index."""
     items = expr.items if isinstance(expr, And) else (expr,)
     found = []
     for item in items:
         if isinstance(item, Term) and item.op is not None and item.path.attr is not None:
             conditions = index_conditions(item)
             if conditions is not None:
-                either = " OR ".join(f"({sql})" for sql, _ in conditions)
+                branch = "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s AND v.attr = %s"
                 found.append(
                     Filter(
-                        "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s "
-                        f"AND v.attr = %s AND ({either})",
-                        [item.path.attr, *(p for _, ps in conditions for p in ps)],
+                        " UNION ALL ".join(f"({branch} AND ({sql}))" for sql, _ in conditions),
+                        [p for _, ps in conditions for p in (tenant, item.path.attr, *ps)],
                     )
                 )
     return found

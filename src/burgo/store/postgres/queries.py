@@ -69,10 +69,10 @@ class _Plan:
         if self.geo is not None:
             return
         if self.query.q is not None:
-            for term in rare_terms(self.query.q):
+            for term in rare_terms(self.tenant, self.query.q):
                 cursor = await conn.execute(
                     f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
-                    [self.tenant, *term.params, few],
+                    [*term.params, few],
                 )
                 row = await cursor.fetchone()
                 if row is not None and row[0] < few:
