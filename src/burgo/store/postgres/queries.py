@@ -188,6 +188,10 @@ class PostgresQueries(PostgresQIndex):
         plan = _Plan(tenant, query, self.postgis)
         async with self._transaction() as conn:
             await plan.prepare(conn, self.few_candidates)
+            if plan.geo is not None and not plan.residual and query.offset == 0 and not query.count:
+                certain = await _certain_page(conn, plan)
+                if certain is not None:
+                    return certain
             if await plan.exact(conn):
                 return await _exact_page(conn, plan)
             return await _walked_page(conn, plan)
@@ -208,6 +212,34 @@ class PostgresQueries(PostgresQIndex):
                     conn, EntityChangeRecord(tenant, entity.id, entity, None, now)
                 )
         return len(doomed)
+
+
+async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
+    """The first page of a geo-query straight from SQL when SQL is sure of every row it gives
+    (None otherwise): the rows whose geo verdict is true or undecided, in id order, each then
+    told whether it is sure. When all are, the page and whether more follow are exact (an
+    undecided row could only come later), without first looking for undecided rows among all
+    the candidates, which costs as much again as the page."""
+    assert plan.geo is not None
+    geo, query = plan.geo, plan.query
+    cursor = await conn.execute(
+        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
+        f"ORDER BY {plan.order} LIMIT %s) AS p CROSS JOIN LATERAL (SELECT coalesce(bool_or("
+        f"({geo.verdict}) IS TRUE), false) AS sure FROM entity_geo AS g WHERE g.tenant = %s "
+        f"AND g.entity_id = p.id AND {geo.candidate}) AS s ORDER BY p.id",
+        [*plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
+         *geo.candidate_params],
+    )  # fmt: skip
+    rows = await cursor.fetchall()
+    if not all(sure for _, sure in rows):
+        return None
+    ids = [entity_id for entity_id, _ in rows[: query.limit]]
+    cursor = await conn.execute(
+        "SELECT doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[]) ORDER BY id",
+        [plan.tenant, ids],
+    )
+    page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
+    return QueryResult(page, None, len(rows) > query.limit)
 
 
 async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
