@@ -178,26 +178,41 @@ def _term(term: Term, probe: bool) -> Filter:
         return _member_term(term)
     conditions = index_conditions(term)
     if conditions is not None:
-        params = [attr, *(p for _, ps in conditions for p in ps)]
-        return Filter(_values_of(attr, conditions, probe), params)
+        return _values_of(attr, conditions, probe)
     walked = _json_term(term)
     if walked is not None:
         return walked
     # Whatever the term asks of the attribute, the entity holds it.
-    return Filter(_values_of(attr, [("v.kind = 'e'", [])], probe), [attr], exact=False)
+    held = _values_of(attr, [("v.kind = 'e'", [])], probe)
+    return Filter(held.sql, held.params, exact=False)
 
 
-def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> str:
-    either = " OR ".join(f"({sql})" for sql, _ in conditions)
-    rows = (
-        "FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
-        f"AND v.entity_id = e.id AND v.attr = %s AND ({either})"
+def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> Filter:
+    """The entity has index rows of ``attr`` meeting one of the conditions."""
+    if probe or len(conditions) == 1:
+        either = " OR ".join(f"({sql})" for sql, _ in conditions)
+        rows = (
+            "FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
+            f"AND v.entity_id = e.id AND v.attr = %s AND ({either})"
+        )
+        params = [attr, *(p for _, ps in conditions for p in ps)]
+        if probe:
+            # A scalar subquery with LIMIT: PostgreSQL neither joins nor hashes it, but looks
+            # the row's own index rows up.
+            return Filter(f"((SELECT 1 {rows} LIMIT 1) IS NOT NULL)", params)
+        return Filter(f"EXISTS (SELECT 1 {rows})", params)
+    # Each condition a branch of its own (txt = 'ok' for a Property, its IRI for a
+    # VocabProperty, ...): each reads only its own rows of the index, and the planner estimates
+    # each from the statistics of its own value; one OR of them would read every row of attr.
+    branches = " UNION ALL ".join(
+        f"SELECT v.tenant, v.entity_id FROM entity_attr_values AS v WHERE v.attr = %s AND ({sql})"
+        for sql, _ in conditions
     )
-    if probe:
-        # A scalar subquery with LIMIT: PostgreSQL neither joins nor hashes it, but looks the
-        # row's own index rows up.
-        return f"((SELECT 1 {rows} LIMIT 1) IS NOT NULL)"
-    return f"EXISTS (SELECT 1 {rows})"
+    return Filter(
+        f"EXISTS (SELECT 1 FROM ({branches}) AS u WHERE u.tenant = e.tenant "
+        "AND u.entity_id = e.id)",
+        [p for _, ps in conditions for p in (attr, *ps)],
+    )
 
 
 def rare_terms(tenant: str, expr: QExpr) -> list[Filter]:
