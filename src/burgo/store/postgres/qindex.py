@@ -227,30 +227,36 @@ class PostgresQIndex(PostgresCore):
                 if not batch:
                     await conn.execute("DELETE FROM burgo_backfill WHERE name = 'query_indexes'")
                     return
-                # A fill interrupted earlier may have indexed some of these: start them clean.
+                # A fill interrupted earlier (or a write since) may have indexed some of these:
+                # start them clean. Those whose types were indexed are counted already.
                 span = (batch[0][0], batch[0][1], batch[-1][0], batch[-1][1])
-                for table, column in (
-                    ("entity_attr_values", "entity_id"),
-                    ("entity_geo", "entity_id"),
-                    ("entity_type_ids", "id"),
-                ):
+                for table in ("entity_attr_values", "entity_geo"):
                     await conn.execute(
-                        f"DELETE FROM {table} WHERE (tenant, {column}) >= (%s, %s) "  # noqa: S608 - fixed names
-                        f"AND (tenant, {column}) <= (%s, %s)",
+                        f"DELETE FROM {table} WHERE (tenant, entity_id) >= (%s, %s) "  # noqa: S608 - fixed names
+                        "AND (tenant, entity_id) <= (%s, %s)",
                         span,
                     )
+                cursor = await conn.execute(
+                    "DELETE FROM entity_type_ids WHERE (tenant, id) >= (%s, %s) "
+                    "AND (tenant, id) <= (%s, %s) RETURNING tenant, id",
+                    span,
+                )
+                counted = set(await cursor.fetchall())
                 for tenant, entity_id, doc in batch:
                     entity = entity_from_storage(doc)
-                    # Migration 0008 counted every stored entity already.
                     await self._index_entity(
-                        conn, EntityChangeRecord(tenant, entity_id, None, entity, ""), count=False
+                        conn,
+                        EntityChangeRecord(tenant, entity_id, None, entity, ""),
+                        count=(tenant, entity_id) not in counted,
                     )
                 after = (batch[-1][0], batch[-1][1])
 
 
 async def _index_types(conn: Connection, record: EntityChangeRecord, count: bool) -> None:
     """The entity's rows of entity_type_ids and, when ``count``, its type set moved from one
-    count to the other (both in rows of this session's own slot), in one statement."""
+    count to the other (both in rows of this session's own slot), in one statement. An entity
+    is counted from when its types are indexed: one still waiting for the fill of older
+    entities (no entity_type_ids rows yet) is not taken off any count."""
     before = set(record.before.types) if record.before is not None else set()
     after = set(record.after.types) if record.after is not None else set()
     if before == after:
@@ -258,7 +264,8 @@ async def _index_types(conn: Connection, record: EntityChangeRecord, count: bool
     counted = (
         "WITH counted AS (INSERT INTO entity_type_counts AS c (tenant, types, slot, n) "
         "SELECT %(tenant)s, d.types, pg_backend_pid(), d.n FROM (VALUES (%(old)s::text[], -1), "
-        "(%(new)s::text[], 1)) AS d(types, n) WHERE cardinality(d.types) > 0 "
+        "(%(new)s::text[], 1)) AS d(types, n) WHERE cardinality(d.types) > 0 AND (d.n > 0 OR "
+        "EXISTS (SELECT 1 FROM entity_type_ids WHERE tenant = %(tenant)s AND id = %(id)s)) "
         "ON CONFLICT (tenant, types, slot) DO UPDATE SET n = c.n + excluded.n), "
         if count
         else "WITH "
