@@ -9,8 +9,8 @@ It writes the rows Burgo itself writes, without going through its transactions:
 - the entities of ``bench_queries.py`` (the same generator and seed, a third each of
   AirQualityObserved, ParkingSpot and WasteContainer, created at 2024-05-01T10:00:00Z as
   ``POST /entityOperations/create`` would store them): their rows, the query indexes
-  (attribute values, geometry, types, the count of each type set) and the history of their creation (one instance per
-  attribute, its series, hourly and daily rollups);
+  (attribute values, geometry, types, the count of each type set) and the history of their
+  creation (one instance per attribute, its series, hourly and daily rollups);
 - for the first ``--stations`` AirQualityObserved entities, ``--days`` of 1-minute NO2 readings
   from 2023-01-01 (the data ``bench_temporal.py`` imports with ``POST /temporal/entities``, a
   week per request), with their rollups.
