@@ -65,7 +65,7 @@ def run(port: int, pid: int, args: argparse.Namespace) -> list[Figure]:
         figures = []
         for name, (entity_type, texts) in queries(random.Random(5), args.requests).items():
             paths = [query_path({"type": entity_type, "q": q, "limit": "100"}) for q in texts]
-            figures.append(measure(conn, pid, name, paths, _some, 50))
+            figures.append(measure(conn, pid, name, paths, _some, 50, args.postgres_pid))
         return figures
     finally:
         conn.close()
@@ -77,13 +77,15 @@ def markdown(figures: list[Figure], args: argparse.Namespace) -> str:
     lines = [
         f"{store}, {args.entities:,} entities, {args.requests} requests per query, limit=100.",
         "",
-        "| query | p50 ms | p95 ms | target p95 | met | server CPU ms/req | entities per answer |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| query | p50 ms | p95 ms | target p95 | met | server CPU ms/req | PostgreSQL CPU ms/req "
+        "| entities per answer |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for f in figures:
+        db_cpu = "" if f.db_cpu_ms is None else f"{f.db_cpu_ms:.1f}"
         lines.append(
             f"| {f.name} | {f.p50:.1f} | {f.p95:.1f} | < {f.target_ms:.0f} ms | "
-            f"{'yes' if f.met else 'NO'} | {f.cpu_ms:.1f} | {f.results:,.1f} |"
+            f"{'yes' if f.met else 'NO'} | {f.cpu_ms:.1f} | {db_cpu} | {f.results:,.1f} |"
         )
     lines += ["", "Example requests:", ""]
     lines += [f"- `GET {f.example}`" for f in figures]
@@ -100,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--postgres", metavar="URL", help="a PostgreSQL database to seed (if empty) and query"
+    )
+    parser.add_argument(
+        "--postgres-pid",
+        type=int,
+        metavar="PID",
+        help="the PostgreSQL server's postmaster: its CPU per request is reported too",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="burgo-bench-qlang-") as tmp:

@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python bench/bench_temporal.py                 # one year, 1-minute data
     .venv/bin/python bench/bench_temporal.py --days 30       # a quicker run
     .venv/bin/python bench/bench_temporal.py --postgres postgresql://...   # an empty database
+    .venv/bin/python bench/bench_temporal.py --postgres postgresql://... --entity ID   # reads only
 
 It starts ``burgo serve`` (default settings, synchronous FULL) on a new database and:
 
@@ -17,6 +18,9 @@ It starts ``burgo serve`` (default settings, synchronous FULL) on a new database
    and ``aggrMethods=avg,max&aggrPeriodDuration=PT1H`` over the whole range.
 
 Every answer is checked (status and number of instances or periods); any mismatch fails the run.
+With ``--entity ID`` it only times step 3, on the history an entity already has in the
+``--postgres`` database (the stations ``bench/seed_scale.py`` gives a year of readings from
+2023-01-01).
 The PATCH rate with history recorded is the entity benchmark: ``bench/bench_entities.py``.
 """
 
@@ -35,7 +39,7 @@ from urllib.parse import urlencode
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_entities import HOST, running_server
+from bench_entities import HOST, cpu_seconds, running_server
 
 ENTITY = "urn:ngsi-ld:AirQualityObserved:bench-temporal"
 START = datetime(2023, 1, 1, tzinfo=UTC)
@@ -47,14 +51,14 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def week_body(first_minute: int, minutes: int) -> bytes:
+def week_body(first_minute: int, minutes: int, entity: str = ENTITY) -> bytes:
     """A temporal entity holding ``minutes`` readings from ``first_minute`` on."""
     instances = [
         {"type": "Property", "value": round(40 + (m % 1440) / 60 + (m % 7) * 0.25, 2),
          "unitCode": "GQ", "observedAt": stamp(START + timedelta(minutes=m))}
         for m in range(first_minute, first_minute + minutes)
     ]  # fmt: skip
-    return orjson.dumps({"id": ENTITY, "type": "AirQualityObserved", "no2": instances})
+    return orjson.dumps({"id": entity, "type": "AirQualityObserved", "no2": instances})
 
 
 def call(
@@ -130,6 +134,48 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def reads(port: int, entity: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Milliseconds of the raw reads of one day and of the aggregated reads of every day."""
+    day = START + timedelta(days=args.days // 2)
+    raw = f"{TEMPORAL}/{entity}?" + urlencode({
+        "attrs": "no2", "timerel": "between", "timeAt": stamp(day),
+        "endTimeAt": stamp(day + timedelta(days=1))})  # fmt: skip
+    # Each reader thread's SQLite connection is opened by its first read: warm them up.
+    raw_ms = timed(port, raw, args.runs, 1440, "", warmup=args.warmup)
+    end = START + timedelta(days=args.days)
+    aggregated = f"{TEMPORAL}/{entity}?" + urlencode({
+        "attrs": "no2", "format": "aggregatedValues", "aggrMethods": "avg,max",
+        "aggrPeriodDuration": "PT1H", "timerel": "between", "timeAt": stamp(START),
+        "endTimeAt": stamp(end)})  # fmt: skip
+    agg_ms = timed(port, aggregated, args.aggregate_runs, args.days * 24, "avg", warmup=args.warmup)
+    return raw_ms, agg_ms
+
+
+def existing(args: argparse.Namespace) -> int:
+    """Time the reads of an entity whose history is already in the PostgreSQL database."""
+    if not args.postgres:
+        sys.exit("bench: --entity reads a --postgres database")
+    with (
+        tempfile.TemporaryDirectory(prefix="burgo-bench-temporal-") as tmp,
+        running_server("FULL", Path(tmp), args.postgres) as (process, port, _),
+    ):
+        history = history_bytes(port)
+        before = cpu_seconds(process.pid)
+        raw_ms, agg_ms = reads(port, args.entity, args)
+        cpu_ms = (cpu_seconds(process.pid) - before) * 1000
+    reads_done = args.runs + args.aggregate_runs + 2 * args.warmup
+    print(f"{args.entity}: {args.days} days of 1-minute data, PostgreSQL holding "
+          f"{history / 2**30:.1f} GiB of history.\n")  # fmt: skip
+    print("| figure | value |\n|---|---:|")
+    print(f"| one day raw (1,440 instances): p50 / p95 | {statistics.median(raw_ms):.1f} / "
+          f"{percentile(raw_ms, 0.95):.1f} ms |")  # fmt: skip
+    print(f"| avg,max per hour over {args.days} days ({args.days * 24:,} periods): p50 / p95 / "
+          f"max | {statistics.median(agg_ms):.1f} / {percentile(agg_ms, 0.95):.1f} / "
+          f"{max(agg_ms):.1f} ms |")  # fmt: skip
+    print(f"| server CPU, all {reads_done} reads | {cpu_ms:.0f} ms |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,8 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed reads before each")
     parser.add_argument("--postgres", metavar="URL",
                         help="serve from this empty PostgreSQL database, not SQLite")  # fmt: skip
+    parser.add_argument("--entity", metavar="ID",
+                        help="only time the reads of this entity's history, already in the "
+                             "--postgres database (bench/seed_scale.py's stations)")  # fmt: skip
     args = parser.parse_args(argv)
     db = args.postgres
+    if args.entity:
+        return existing(args)
     with tempfile.TemporaryDirectory(prefix="burgo-bench-temporal-") as tmp:
         workdir = Path(tmp)
         with running_server("FULL", workdir, db) as (_, port, _):
@@ -153,22 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             instances, seconds = import_history(port, args.days)
         full: float = db_bytes(workdir)
         with running_server("FULL", workdir, db) as (_, port, _):
-            day = START + timedelta(days=args.days // 2)
-            raw = f"{TEMPORAL}/{ENTITY}?" + urlencode({
-                "attrs": "no2", "timerel": "between", "timeAt": stamp(day),
-                "endTimeAt": stamp(day + timedelta(days=1))})  # fmt: skip
             if db is not None:
                 full = history_bytes(port)
-            # Each reader thread's SQLite connection is opened by its first read: warm them up.
-            raw_ms = timed(port, raw, args.runs, 1440, "", warmup=args.warmup)
-            end = START + timedelta(days=args.days)
-            aggregated = f"{TEMPORAL}/{ENTITY}?" + urlencode({
-                "attrs": "no2", "format": "aggregatedValues", "aggrMethods": "avg,max",
-                "aggrPeriodDuration": "PT1H", "timerel": "between", "timeAt": stamp(START),
-                "endTimeAt": stamp(end)})  # fmt: skip
-            agg_ms = timed(
-                port, aggregated, args.aggregate_runs, args.days * 24, "avg", warmup=args.warmup
-            )
+            raw_ms, agg_ms = reads(port, ENTITY, args)
     per_instance = (full - (empty if db is None else 0)) / instances
     rows = [
         ("import (POST /temporal/entities, a week per request)",

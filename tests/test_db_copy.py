@@ -78,6 +78,7 @@ def town(path: Path) -> None:
 def views(client: TestClient) -> dict[str, Any]:
     """What a user sees of the town through the API."""
     rooms = client.get(ENTITIES, params={"type": "Room", "limit": 1000})
+    counted = client.get(ENTITIES, params={"type": "Room", "count": "true", "limit": 0})
     parks = client.get(ENTITIES, params={"type": "Park"}, headers=FUNDAO)
     sub = client.get(f"{SUBS}/urn:ngsi-ld:Subscription:rooms").json()
     device = client.get(f"{DEVICES}/c-1").json()
@@ -89,6 +90,7 @@ def views(client: TestClient) -> dict[str, Any]:
     return {
         "history": sorted(history.json(), key=lambda e: e["id"]),
         "rooms": sorted(rooms.json(), key=lambda e: e["id"]),
+        "rooms counted": counted.headers.get("NGSILD-Results-Count"),
         "parks": parks.json(),
         "subscription": {k: v for k, v in sub.items() if k != "notification"},
         "status": {k: sub["notification"].get(k) for k in ("timesSent", "lastNotification")},
@@ -110,6 +112,7 @@ def test_db_copy_moves_a_town_to_postgresql(tmp_path: Path, database: str) -> No
     with client_on(database) as client:
         assert views(client) == before
         assert len(before["rooms"]) == 30 and before["device"]["status"]["state"] == "online"
+        assert before["rooms counted"] == "30"
         assert len(before["history"]) == 30
 
     again = runner.invoke(cli_app, ["db", "copy", "--from", str(source), "--to", database])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +28,7 @@ from burgo.ngsild.query import (
     parse_type_expression,
 )
 from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord, Store
+from burgo.store.batch import EntityWrite
 
 V = "https://example.org/vocab/"
 T0 = "2024-05-01T10:00:00.000Z"
@@ -160,6 +162,50 @@ class QueryContract:
         await self._fill(store, thing(1, ("Room", "Sensor")), thing(2, ("Sensor",)))
         result = await store.query_entities("", by_type("Room,Sensor", count=True))
         assert result.count == 2
+
+    async def test_counts_by_type_follow_every_write(self, store: Store) -> None:
+        await self._fill(
+            store, thing(1, ("Room",)), thing(2, ("Room", "Sensor")), thing(3, ("Sensor",))
+        )
+
+        async def counts() -> dict[str, int | None]:
+            found = {}
+            for text in (
+                "Room",
+                "Sensor",
+                "Container",
+                "Room,Sensor",
+                "Room;Sensor",
+                "Room|Container",
+            ):
+                counted = await store.query_entities("", by_type(text, count=True, limit=0))
+                every = await store.query_entities("", by_type(text, limit=100))
+                assert counted.count == len(every.entities), text
+                found[text] = counted.count
+            return found
+
+        assert (await counts())["Room,Sensor"] == 3
+        retyped = replace(thing(1, ("Room",)), types=(V + "Container", V + "Room"))
+        await store.modify_entity("", "urn:ngsi-ld:Thing:001", lambda _: (retyped, None))
+        await store.delete_entity("", "urn:ngsi-ld:Thing:002")
+        outcomes = await store.write_entities(
+            "",
+            [
+                EntityWrite("urn:ngsi-ld:Thing:004", create=thing(4, ("Container",))),
+                EntityWrite("urn:ngsi-ld:Thing:003", create=thing(3, ("Room",))),
+            ],
+        )
+        assert [o.error is None for o in outcomes] == [True, False]
+        assert await counts() == {
+            "Room": 1,
+            "Sensor": 1,
+            "Container": 2,
+            "Room,Sensor": 2,
+            "Room;Sensor": 0,
+            "Room|Container": 2,
+        }
+        assert await store.purge_entities("", by_type("Container")) == 2
+        assert (await counts())["Room|Container"] == 0
 
     async def test_pages_follow_the_id_order(self, store: Store) -> None:
         await self._fill(store, *(thing(n) for n in (5, 3, 9, 1, 7)))

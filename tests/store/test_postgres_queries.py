@@ -4,6 +4,7 @@ exactly what the reference evaluator selects, and the indexes follow every write
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +19,8 @@ from burgo.ngsild.model import Attribute, AttrKind, Entity
 from burgo.ngsild.qlang import parse_q, parse_scope_q
 from burgo.ngsild.query import EntityQuery, EntitySelector, matches, parse_type_expression
 from burgo.store.postgres import PostgresStore
+from burgo.store.postgres.entities import entity_doc
+from burgo.store.postgres.migrations import available_migrations, migrate
 from burgo.store.postgres.qindex import attribute_rows, geo_rows
 from burgo.store.postgres.qsql import query_filter
 from tests.q_strategies import entity_lists, expand, q_texts, scope_texts
@@ -138,7 +141,10 @@ async def test_common_queries_are_decided_in_sql(pg: PostgresStore) -> None:
         assert not query_filter(EntityQuery(q=parse_q(text, expand))).exact, text
 
 
-async def _index_rows(store: PostgresStore, tenant: str) -> tuple[set[Any], list[Any], set[Any]]:
+IndexRows = tuple[set[Any], list[Any], set[Any], dict[tuple[str, ...], int]]
+
+
+async def _index_rows(store: PostgresStore, tenant: str) -> IndexRows:
     async with store._transaction() as conn:
         cursor = await conn.execute(
             "SELECT tenant, entity_id, attr, kind, num, txt FROM entity_attr_values "
@@ -156,19 +162,27 @@ async def _index_rows(store: PostgresStore, tenant: str) -> tuple[set[Any], list
             "SELECT type, id FROM entity_type_ids WHERE tenant = %s", (tenant,)
         )
         types = set(await cursor.fetchall())
-    return values, geo, types
+        cursor = await conn.execute(
+            "SELECT types, sum(n) FROM entity_type_counts WHERE tenant = %s GROUP BY types "
+            "HAVING sum(n) <> 0",
+            (tenant,),
+        )
+        counts = {tuple(row[0]): int(row[1]) for row in await cursor.fetchall()}
+    return values, geo, types, counts
 
 
-def _expected_rows(tenant: str, entities: list[Entity]) -> tuple[set[Any], list[Any], set[Any]]:
+def _expected_rows(tenant: str, entities: list[Entity]) -> IndexRows:
     values: set[Any] = set()
     geo: list[Any] = []
     types: set[Any] = set()
+    counts: Counter[tuple[str, ...]] = Counter()
     for entity in entities:
         for name, instances in entity.attrs.items():
             values |= attribute_rows(tenant, entity.id, name, instances)
         geo += [row[:3] for row in geo_rows(tenant, entity)]
         types |= {(t, entity.id) for t in entity.types}
-    return values, sorted(geo, key=lambda row: (row[1], row[2])), types
+        counts[tuple(sorted(set(entity.types)))] += 1
+    return values, sorted(geo, key=lambda row: (row[1], row[2])), types, dict(counts)
 
 
 @settings(
@@ -199,6 +213,7 @@ async def test_the_indexes_follow_writes_and_the_fill_rebuilds_them(
         await conn.execute("DELETE FROM entity_attr_values WHERE tenant = %s", (tenant,))
         await conn.execute("DELETE FROM entity_geo WHERE tenant = %s", (tenant,))
         await conn.execute("DELETE FROM entity_type_ids WHERE tenant = %s", (tenant,))
+        await conn.execute("DELETE FROM entity_type_counts WHERE tenant = %s", (tenant,))
         await conn.execute("INSERT INTO burgo_backfill (name) VALUES ('query_indexes')")
     reopened = PostgresStore(pg.url, max_connections=2)
     await reopened.open()
@@ -206,6 +221,67 @@ async def test_the_indexes_follow_writes_and_the_fill_rebuilds_them(
         assert await _index_rows(reopened, tenant) == expected
     finally:
         await reopened.close()
+
+
+T0 = "2024-05-01T10:00:00.000Z"
+
+
+def _thing(number: int, types: tuple[str, ...]) -> Entity:
+    return Entity(f"urn:ngsi-ld:Thing:{number:03d}", tuple(expand(t) for t in types),
+                  MappingProxyType({}), created_at=T0, modified_at=T0)  # fmt: skip
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+async def test_an_upgrade_counts_the_entities_already_stored(
+    postgres_server: PostgresServer, indexed: bool
+) -> None:
+    """Entities whose types were indexed are counted by the upgrade; those still waiting for
+    the fill of older entities (stored before version 5, or copied by `burgo db copy`) by the
+    fill."""
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS burgo_type_counts")
+        conn.execute("CREATE DATABASE burgo_type_counts")
+    url = postgres_server.url("burgo_type_counts")
+    stored = [_thing(1, ("Room",)), _thing(2, ("Sensor", "Room")), _thing(3, ("Room",))]
+    conn = await psycopg.AsyncConnection.connect(url)
+    await migrate(conn, [m for m in available_migrations() if m.version < 8])
+    for entity in stored:
+        await conn.execute(
+            "INSERT INTO entities VALUES ('', %s, %s, %s, %s, %s::json)",
+            (entity.id, list(entity.types), T0, T0, entity_doc(entity)),
+        )
+        if indexed:
+            await conn.execute(
+                "INSERT INTO entity_type_ids SELECT '', t, %s FROM unnest(%s::text[]) AS t",
+                (entity.id, list(entity.types)),
+            )
+    if indexed:
+        await conn.execute("DELETE FROM burgo_backfill")
+    await conn.commit()
+    await conn.close()
+    for _ in range(2):  # the second open folds the rows of the first one's sessions
+        store = PostgresStore(url, max_connections=2)
+        await store.open()
+        try:
+            for text, expected in (("Room", 3), ("Sensor", 1), ("Room;Sensor", 1)):
+                query = EntityQuery(
+                    selectors=(EntitySelector(types=parse_type_expression(text, expand)),),
+                    count=True,
+                )
+                assert (await store.query_entities("", query)).count == expected
+            await store.create_entity("", _thing(4, ("Sensor",)))
+            await store.delete_entity("", "urn:ngsi-ld:Thing:004")
+        finally:
+            await store.close()
+    with psycopg.connect(url) as check:
+        rows = check.execute(
+            "SELECT types, sum(n) FROM entity_type_counts GROUP BY types HAVING sum(n) <> 0 "
+            "ORDER BY types"
+        ).fetchall()
+    assert [(tuple(types), n) for types, n in rows] == [
+        ((expand("Room"),), 2),
+        ((expand("Room"), expand("Sensor")), 1),
+    ]
 
 
 # -- geo-queries, with and without PostGIS --------------------------------------------------------

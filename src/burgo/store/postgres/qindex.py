@@ -41,6 +41,8 @@ _KIND_TAGS = {
 TEMPORAL_KINDS = {LitKind.DATETIME: "d", LitKind.DATE: "a", LitKind.TIME: "t"}
 # Entities indexed per transaction when filling the indexes of older entities.
 _BACKFILL_BATCH = 1000
+# Any fixed number: the key of the advisory lock under which one process folds the type counts.
+_FOLD_LOCK = 0x6275_7267_6F02
 
 
 def index_number(value: int | float) -> float:
@@ -124,13 +126,18 @@ class PostgresQIndex(PostgresCore):
             )
             row = await cursor.fetchone()
             self.postgis = bool(row and row[0])
+        async with self._transaction() as conn:
+            await fold_type_counts(conn)
         await self._backfill()
 
-    async def _index_entity(self, conn: Connection, record: EntityChangeRecord) -> None:
-        """Change hook: rewrite the index rows of what changed in the entity."""
+    async def _index_entity(
+        self, conn: Connection, record: EntityChangeRecord, count: bool = True
+    ) -> None:
+        """Change hook: rewrite the index rows of what changed in the entity (and, when
+        ``count``, its type set's count)."""
         await self._index_values(conn, record)
         await self._index_geometry(conn, record)
-        await _index_types(conn, record)
+        await _index_types(conn, record, count)
 
     async def _index_values(self, conn: Connection, record: EntityChangeRecord) -> None:
         tenant, entity_id, before, after = (
@@ -220,42 +227,75 @@ class PostgresQIndex(PostgresCore):
                 if not batch:
                     await conn.execute("DELETE FROM burgo_backfill WHERE name = 'query_indexes'")
                     return
-                # A fill interrupted earlier may have indexed some of these: start them clean.
+                # A fill interrupted earlier (or a write since) may have indexed some of these:
+                # start them clean. Those whose types were indexed are counted already.
                 span = (batch[0][0], batch[0][1], batch[-1][0], batch[-1][1])
-                for table, column in (
-                    ("entity_attr_values", "entity_id"),
-                    ("entity_geo", "entity_id"),
-                    ("entity_type_ids", "id"),
-                ):
+                for table in ("entity_attr_values", "entity_geo"):
                     await conn.execute(
-                        f"DELETE FROM {table} WHERE (tenant, {column}) >= (%s, %s) "  # noqa: S608 - fixed names
-                        f"AND (tenant, {column}) <= (%s, %s)",
+                        f"DELETE FROM {table} WHERE (tenant, entity_id) >= (%s, %s) "  # noqa: S608 - fixed names
+                        "AND (tenant, entity_id) <= (%s, %s)",
                         span,
                     )
+                cursor = await conn.execute(
+                    "DELETE FROM entity_type_ids WHERE (tenant, id) >= (%s, %s) "
+                    "AND (tenant, id) <= (%s, %s) RETURNING tenant, id",
+                    span,
+                )
+                counted = set(await cursor.fetchall())
                 for tenant, entity_id, doc in batch:
                     entity = entity_from_storage(doc)
                     await self._index_entity(
-                        conn, EntityChangeRecord(tenant, entity_id, None, entity, "")
+                        conn,
+                        EntityChangeRecord(tenant, entity_id, None, entity, ""),
+                        count=(tenant, entity_id) not in counted,
                     )
                 after = (batch[-1][0], batch[-1][1])
 
 
-async def _index_types(conn: Connection, record: EntityChangeRecord) -> None:
+async def _index_types(conn: Connection, record: EntityChangeRecord, count: bool) -> None:
+    """The entity's rows of entity_type_ids and, when ``count``, its type set moved from one
+    count to the other (both in rows of this session's own slot), in one statement. An entity
+    is counted from when its types are indexed: one still waiting for the fill of older
+    entities (no entity_type_ids rows yet) is not taken off any count."""
     before = set(record.before.types) if record.before is not None else set()
     after = set(record.after.types) if record.after is not None else set()
     if before == after:
         return
-    if before - after:
-        await conn.execute(
-            "DELETE FROM entity_type_ids WHERE tenant = %s AND id = %s AND type = ANY(%s)",
-            (record.tenant, record.entity_id, sorted(before - after)),
-        )
-    if after - before:
-        await conn.execute(
-            "INSERT INTO entity_type_ids (tenant, type, id) "
-            "SELECT %s, type, %s FROM unnest(%s::text[]) AS type ON CONFLICT DO NOTHING",
-            (record.tenant, record.entity_id, sorted(after - before)),
-        )
+    counted = (
+        "WITH counted AS (INSERT INTO entity_type_counts AS c (tenant, types, slot, n) "
+        "SELECT %(tenant)s, d.types, pg_backend_pid(), d.n FROM (VALUES (%(old)s::text[], -1), "
+        "(%(new)s::text[], 1)) AS d(types, n) WHERE cardinality(d.types) > 0 AND (d.n > 0 OR "
+        "EXISTS (SELECT 1 FROM entity_type_ids WHERE tenant = %(tenant)s AND id = %(id)s)) "
+        "ON CONFLICT (tenant, types, slot) DO UPDATE SET n = c.n + excluded.n), "
+        if count
+        else "WITH "
+    )
+    await conn.execute(
+        f"{counted}removed AS (DELETE FROM entity_type_ids WHERE tenant = %(tenant)s "  # noqa: S608 - fixed fragments
+        "AND id = %(id)s AND type = ANY(%(removed)s::text[])) "
+        "INSERT INTO entity_type_ids (tenant, type, id) "
+        "SELECT %(tenant)s, type, %(id)s FROM unnest(%(added)s::text[]) AS type "
+        "ON CONFLICT DO NOTHING",
+        {"tenant": record.tenant, "id": record.entity_id, "old": sorted(before),
+         "new": sorted(after), "removed": sorted(before - after),
+         "added": sorted(after - before)},
+    )  # fmt: skip
+
+
+async def fold_type_counts(conn: Connection) -> None:
+    """Fold the count rows of database sessions that have ended into slot 0 (rows a session
+    is writing are skipped, never waited for; one fold at a time)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_FOLD_LOCK,))
+    await conn.execute(
+        "WITH gone AS (DELETE FROM entity_type_counts WHERE (tenant, types, slot) IN "
+        "(SELECT tenant, types, slot FROM entity_type_counts WHERE slot <> 0 "
+        "AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) "
+        "FOR UPDATE SKIP LOCKED) RETURNING tenant, types, n) "
+        "INSERT INTO entity_type_counts AS c (tenant, types, slot, n) "
+        "SELECT tenant, types, 0, sum(n) FROM gone GROUP BY 1, 2 "
+        "ON CONFLICT (tenant, types, slot) DO UPDATE SET n = c.n + excluded.n"
+    )
+    await conn.execute("DELETE FROM entity_type_counts WHERE slot = 0 AND n = 0")
 
 
 async def _insert_values(conn: Connection, rows: list[AttrRow]) -> None:

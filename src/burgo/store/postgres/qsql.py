@@ -95,7 +95,8 @@ def conjunction(filters: list[Filter]) -> Filter:
     )
 
 
-def _disjunction(filters: list[Filter]) -> Filter:
+def disjunction(filters: list[Filter]) -> Filter:
+    """Some filter holds."""
     exact = all(f.exact for f in filters)
     if any(f.sql == "TRUE" for f in filters):
         return Filter("TRUE", exact=exact)
@@ -109,13 +110,14 @@ def _disjunction(filters: list[Filter]) -> Filter:
 # -- selectors and attrs ------------------------------------------------------------------------
 
 
-def _types(expr: TypeExpr | str) -> Filter:
+def type_filter(expr: TypeExpr | str) -> Filter:
+    """The entities (``e.types``) a type expression accepts."""
     if isinstance(expr, str):
         return Filter("e.types @> %s::text[]", [[expr]])
     if expr.is_plain_or():
         return Filter("e.types && %s::text[]", [sorted(expr.names())])
-    parts = [_types(item) for item in expr.items]
-    return conjunction(parts) if expr.op == "and" else _disjunction(parts)
+    parts = [type_filter(item) for item in expr.items]
+    return conjunction(parts) if expr.op == "and" else disjunction(parts)
 
 
 def _selector(selector: EntitySelector) -> Filter:
@@ -123,7 +125,7 @@ def _selector(selector: EntitySelector) -> Filter:
     if selector.ids:
         parts.append(Filter("e.id = ANY(%s::text[])", [list(selector.ids)]))
     if selector.types is not None:
-        parts.append(_types(selector.types))
+        parts.append(type_filter(selector.types))
     if selector.id_pattern is not None:
         parts.append(UNKNOWN)  # Python's regular expressions, not PostgreSQL's
     return conjunction(parts)
@@ -137,7 +139,7 @@ def query_filter(query: EntityQuery, probe: bool = False) -> Filter:
     count)."""
     parts: list[Filter] = []
     if query.selectors:
-        parts.append(_disjunction([_selector(s) for s in query.selectors]))
+        parts.append(disjunction([_selector(s) for s in query.selectors]))
     if query.attrs is not None:
         parts.append(
             Filter(
@@ -161,7 +163,7 @@ def q_filter(expr: QExpr, probe: bool = False) -> Filter:
     if isinstance(expr, And):
         return conjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Or):
-        return _disjunction([q_filter(item, probe) for item in expr.items])
+        return disjunction([q_filter(item, probe) for item in expr.items])
     if isinstance(expr, Absent):
         present = _term(Term(expr.path), probe)
         if not present.exact:
@@ -176,44 +178,60 @@ def _term(term: Term, probe: bool) -> Filter:
         return _member_term(term)
     conditions = index_conditions(term)
     if conditions is not None:
-        params = [attr, *(p for _, ps in conditions for p in ps)]
-        return Filter(_values_of(attr, conditions, probe), params)
+        return _values_of(attr, conditions, probe)
     walked = _json_term(term)
     if walked is not None:
         return walked
     # Whatever the term asks of the attribute, the entity holds it.
-    return Filter(_values_of(attr, [("v.kind = 'e'", [])], probe), [attr], exact=False)
+    held = _values_of(attr, [("v.kind = 'e'", [])], probe)
+    return Filter(held.sql, held.params, exact=False)
 
 
-def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> str:
-    either = " OR ".join(f"({sql})" for sql, _ in conditions)
-    rows = (
-        "FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
-        f"AND v.entity_id = e.id AND v.attr = %s AND ({either})"
+def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) -> Filter:
+    """The entity has index rows of ``attr`` meeting one of the conditions."""
+    if probe or len(conditions) == 1:
+        either = " OR ".join(f"({sql})" for sql, _ in conditions)
+        rows = (
+            "FROM entity_attr_values AS v WHERE v.tenant = e.tenant "
+            f"AND v.entity_id = e.id AND v.attr = %s AND ({either})"
+        )
+        params = [attr, *(p for _, ps in conditions for p in ps)]
+        if probe:
+            # A scalar subquery with LIMIT: PostgreSQL neither joins nor hashes it, but looks
+            # the row's own index rows up.
+            return Filter(f"((SELECT 1 {rows} LIMIT 1) IS NOT NULL)", params)
+        return Filter(f"EXISTS (SELECT 1 {rows})", params)
+    # Each condition a branch of its own (txt = 'ok' for a Property, its IRI for a
+    # VocabProperty, ...): each reads only its own rows of the index, and the planner estimates
+    # each from the statistics of its own value; one OR of them would read every row of attr.
+    branches = " UNION ALL ".join(
+        f"SELECT v.tenant, v.entity_id FROM entity_attr_values AS v WHERE v.attr = %s AND ({sql})"
+        for sql, _ in conditions
     )
-    if probe:
-        # A scalar subquery with LIMIT: PostgreSQL neither joins nor hashes it, but looks the
-        # row's own index rows up.
-        return f"((SELECT 1 {rows} LIMIT 1) IS NOT NULL)"
-    return f"EXISTS (SELECT 1 {rows})"
+    return Filter(
+        f"EXISTS (SELECT 1 FROM ({branches}) AS u WHERE u.tenant = e.tenant "
+        "AND u.entity_id = e.id)",
+        [p for _, ps in conditions for p in (attr, *ps)],
+    )
 
 
-def rare_terms(expr: QExpr) -> list[Filter]:
+def rare_terms(tenant: str, expr: QExpr) -> list[Filter]:
     """For each indexed term every match of ``expr`` satisfies (existence aside), a query of
-    its index rows (over ``v``, the tenant a parameter still to add first): a planner counts
-    them to learn whether the term is rare enough to drive the query."""
+    its index rows in ``tenant``: a planner counts them (up to a LIMIT) to learn whether the
+    term is rare enough to drive the query. Each of a term's conditions (``txt = 'ok'`` for a
+    Property value, its expanded IRI for a VocabProperty term, ...) is a branch of its own, so
+    that each reads only its own rows of the index."""
     items = expr.items if isinstance(expr, And) else (expr,)
     found = []
     for item in items:
         if isinstance(item, Term) and item.op is not None and item.path.attr is not None:
             conditions = index_conditions(item)
             if conditions is not None:
-                either = " OR ".join(f"({sql})" for sql, _ in conditions)
+                branch = "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s AND v.attr = %s"
                 found.append(
                     Filter(
-                        "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s "
-                        f"AND v.attr = %s AND ({either})",
-                        [item.path.attr, *(p for _, ps in conditions for p in ps)],
+                        " UNION ALL ".join(f"({branch} AND ({sql}))" for sql, _ in conditions),
+                        [p for _, ps in conditions for p in (tenant, item.path.attr, *ps)],
                     )
                 )
     return found
@@ -540,7 +558,7 @@ def scope_filter(expr: ScopeExpr) -> Filter:
     """The exact conditions of a scopeQ expression over the entity's scopes."""
     if isinstance(expr, ScopeAnd | ScopeOr):
         parts = [scope_filter(item) for item in expr.items]
-        return conjunction(parts) if isinstance(expr, ScopeAnd) else _disjunction(parts)
+        return conjunction(parts) if isinstance(expr, ScopeAnd) else disjunction(parts)
     assert isinstance(expr, ScopeTerm)
     each = "SELECT 1 FROM json_array_elements_text(e.doc -> 'scope') AS s(v)"
     if expr.subtree and not expr.scope:
@@ -606,31 +624,60 @@ def geo_sql(geo: GeoQuery, postgis: bool) -> GeoSql:
     return GeoSql(candidate, params, f"CASE {cases} END", values)
 
 
+def _haversine_term(distance: float) -> float:
+    """The haversine term ``a`` (see :func:`_near_points`) of a distance in metres: a point is
+    within ``distance`` exactly when its ``a`` is at most this (-1 for a negative distance,
+    which no point is within; 2 for half the earth's circumference or more, which every point
+    is)."""
+    if distance < 0:
+        return -1.0
+    angle = distance / (2 * EARTH_RADIUS)
+    if angle >= math.pi / 2:
+        return 2.0
+    return math.sin(angle) ** 2
+
+
 def _near_points(geo: GeoQuery) -> list[tuple[str, list[Any], str]]:
-    """``near`` a point, for Point geometries: the haversine distance against the bounds."""
+    """``near`` a point, for Point geometries: the haversine distance against the bounds.
+
+    The distance ``d = 2 R asin(sqrt(min(a, 1)))`` grows with the haversine term ``a``, so each
+    bound compares ``a`` with the term of the bound (computed here once, not per row). Distances
+    within ``_MARGIN`` metres plus ``_RELATIVE_MARGIN`` of the distance of a bound are left to the
+    exact check: ``d <= max - (margin + relative * d)`` is ``d <= (max - margin) / (1 +
+    relative)``, and so on for the other three."""
     lon0, lat0 = geo.shape.x, geo.shape.y
     lat1 = math.radians(lat0)
-    distance = (
-        "(2 * %s * asin(sqrt(least(power(sin((radians(g.lat) - %s) / 2), 2) "
-        "+ %s * cos(radians(g.lat)) * power(sin(radians(g.lon - %s) / 2), 2), 1))))"
+    term = (
+        "(power(sin((radians(g.lat) - %s) / 2), 2) "
+        "+ %s * cos(radians(g.lat)) * power(sin(radians(g.lon - %s) / 2), 2))"
     )
-    distance_params: list[Any] = [EARTH_RADIUS, lat1, math.cos(lat1), lon0]
+    term_params: list[Any] = [lat1, math.cos(lat1), lon0]
     inside: list[str] = []
     outside: list[str] = []
     params_in: list[Any] = []
     params_out: list[Any] = []
-    slack = f"(%s + %s * {distance})"
-    slack_params = [_MARGIN, _RELATIVE_MARGIN, *distance_params]
     if geo.max_distance is not None:
-        inside.append(f"{distance} <= %s - {slack}")
-        params_in += [*distance_params, geo.max_distance, *slack_params]
-        outside.append(f"{distance} > %s + {slack}")
-        params_out += [*distance_params, geo.max_distance, *slack_params]
+        inside.append(f"{term} <= %s")
+        params_in += [
+            *term_params,
+            _haversine_term((geo.max_distance - _MARGIN) / (1 + _RELATIVE_MARGIN)),
+        ]
+        outside.append(f"{term} > %s")
+        params_out += [
+            *term_params,
+            _haversine_term((geo.max_distance + _MARGIN) / (1 - _RELATIVE_MARGIN)),
+        ]
     if geo.min_distance is not None:
-        inside.append(f"{distance} >= %s + {slack}")
-        params_in += [*distance_params, geo.min_distance, *slack_params]
-        outside.append(f"{distance} < %s - {slack}")
-        params_out += [*distance_params, geo.min_distance, *slack_params]
+        inside.append(f"{term} >= %s")
+        params_in += [
+            *term_params,
+            _haversine_term((geo.min_distance + _MARGIN) / (1 - _RELATIVE_MARGIN)),
+        ]
+        outside.append(f"{term} < %s")
+        params_out += [
+            *term_params,
+            _haversine_term((geo.min_distance - _MARGIN) / (1 + _RELATIVE_MARGIN)),
+        ]
     if not inside:
         # near without a distance: every point matches.
         return [("TRUE", [], "TRUE")]

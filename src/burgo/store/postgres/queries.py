@@ -21,7 +21,15 @@ from burgo.store.base import EntityChangeRecord
 from burgo.store.postgres.core import Connection
 from burgo.store.postgres.entities import delete_entity_row
 from burgo.store.postgres.qindex import PostgresQIndex
-from burgo.store.postgres.qsql import Filter, conjunction, geo_sql, query_filter, rare_terms
+from burgo.store.postgres.qsql import (
+    Filter,
+    conjunction,
+    disjunction,
+    geo_sql,
+    query_filter,
+    rare_terms,
+    type_filter,
+)
 from burgo.store.queries import QueryResult
 
 # Candidate rows read per statement of a walk.
@@ -61,10 +69,10 @@ class _Plan:
         if self.geo is not None:
             return
         if self.query.q is not None:
-            for term in rare_terms(self.query.q):
+            for term in rare_terms(self.tenant, self.query.q):
                 cursor = await conn.execute(
                     f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
-                    [self.tenant, *term.params, few],
+                    [*term.params, few],
                 )
                 row = await cursor.fetchone()
                 if row is not None and row[0] < few:
@@ -102,6 +110,24 @@ class _Plan:
         )
         row = await cursor.fetchone()
         return not (row and row[0])
+
+
+def type_count(tenant: str, query: EntityQuery) -> Filter | None:
+    """The statement counting the matches from the type-set counts (migration 0008), when only
+    types select: the sum over the type sets the selectors accept."""
+    selectors = query.selectors
+    if (
+        not selectors
+        or any(s.types is None or s.ids or s.id_pattern is not None for s in selectors)
+        or (query.attrs, query.q, query.scope_q, query.geo) != (None, None, None, None)
+    ):
+        return None
+    accepted = disjunction([type_filter(s.types) for s in selectors if s.types is not None])
+    return Filter(
+        "SELECT coalesce(sum(e.n), 0) FROM entity_type_counts AS e "  # noqa: S608 - fixed fragments
+        f"WHERE e.tenant = %s AND {accepted.sql}",
+        [tenant, *accepted.params],
+    )
 
 
 def _required_type(expr: TypeExpr | str) -> str | None:
@@ -162,6 +188,10 @@ class PostgresQueries(PostgresQIndex):
         plan = _Plan(tenant, query, self.postgis)
         async with self._transaction() as conn:
             await plan.prepare(conn, self.few_candidates)
+            if plan.geo is not None and not plan.residual and query.offset == 0 and not query.count:
+                certain = await _certain_page(conn, plan)
+                if certain is not None:
+                    return certain
             if await plan.exact(conn):
                 return await _exact_page(conn, plan)
             return await _walked_page(conn, plan)
@@ -182,6 +212,34 @@ class PostgresQueries(PostgresQIndex):
                     conn, EntityChangeRecord(tenant, entity.id, entity, None, now)
                 )
         return len(doomed)
+
+
+async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
+    """The first page of a geo-query straight from SQL when SQL is sure of every row it gives
+    (None otherwise): the rows whose geo verdict is true or undecided, in id order, each then
+    told whether it is sure. When all are, the page and whether more follow are exact (an
+    undecided row could only come later), without first looking for undecided rows among all
+    the candidates, which costs as much again as the page."""
+    assert plan.geo is not None
+    geo, query = plan.geo, plan.query
+    cursor = await conn.execute(
+        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
+        f"ORDER BY {plan.order} LIMIT %s) AS p CROSS JOIN LATERAL (SELECT coalesce(bool_or("
+        f"({geo.verdict}) IS TRUE), false) AS sure FROM entity_geo AS g WHERE g.tenant = %s "
+        f"AND g.entity_id = p.id AND {geo.candidate}) AS s ORDER BY p.id",
+        [*plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
+         *geo.candidate_params],
+    )  # fmt: skip
+    rows = await cursor.fetchall()
+    if not all(sure for _, sure in rows):
+        return None
+    ids = [entity_id for entity_id, _ in rows[: query.limit]]
+    cursor = await conn.execute(
+        "SELECT doc FROM entities WHERE tenant = %s AND id = ANY(%s::text[]) ORDER BY id",
+        [plan.tenant, ids],
+    )
+    page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
+    return QueryResult(page, None, len(rows) > query.limit)
 
 
 async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
@@ -206,10 +264,13 @@ async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
         page = [entity_from_storage(doc) for (doc,) in await cursor.fetchall()]
     count = None
     if query.count:
-        cursor = await conn.execute(
-            f"SELECT count(*) FROM entities AS e WHERE {where.sql}",  # noqa: S608 - fixed fragments
-            where.params,
-        )
+        counting = type_count(plan.tenant, query)
+        if counting is None:
+            counting = Filter(
+                f"SELECT count(*) FROM entities AS e WHERE {where.sql}",  # noqa: S608 - fixed fragments
+                where.params,
+            )
+        cursor = await conn.execute(counting.sql, counting.params)
         row = await cursor.fetchone()
         count = int(row[0]) if row else 0
     return QueryResult(page, count, more)
