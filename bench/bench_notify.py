@@ -3,12 +3,15 @@ and measures what arrives. Run from the repository root::
 
     .venv/bin/python bench/bench_notify.py                  # every scenario
     .venv/bin/python bench/bench_notify.py --only latency --seconds 10
+    .venv/bin/python bench/bench_notify.py --postgres private --workers 2   # on PostgreSQL
 
 Scenarios: ``latency`` (500 updates/s, one subscription: time from each update's response to
 its notification's arrival), ``throughput`` (100 subscriptions on one entity type), ``down`` (the
 receiver is down for --down seconds while updates go on) and ``kill`` (SIGKILL mid-stream, then
-restart). Every run checks that each acknowledged update reached the receiver (duplicates are
-allowed: delivery is at-least-once); any loss fails the run.
+restart). ``--postgres URL`` (or ``private``, see databases.py) runs each scenario on a new
+PostgreSQL database, with ``--workers N`` worker processes. Every run checks that each
+acknowledged update reached the receiver (duplicates are allowed: delivery is at-least-once);
+any loss fails the run.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
+from databases import fresh_database, postgres_server
 
 HOST = "127.0.0.1"
 TYPE = "Meter"
+WORKERS = 1
+SERVER: str | None = None  # the PostgreSQL server of --postgres; None: SQLite
 
 
 def free_port() -> int:
@@ -41,14 +47,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``burgo serve`` on ``db`` until the block ends (or the bench kills it)."""
+def serve(db: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``burgo serve`` on ``db`` (with WORKERS processes) until the block ends (or the bench
+    kills it)."""
     burgo = Path(sys.executable).parent / "burgo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
     env.update(BURGO_NOTIFICATION_RETRY_MIN="0.2", BURGO_NOTIFICATION_RETRY_MAX="2")
+    command = [str(burgo), "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
+    command += ["--workers", str(WORKERS)]
     process = subprocess.Popen(
-        [str(burgo), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
+        command,
         env=env,
+        start_new_session=True,
     )
     until = time.monotonic() + 30
     while True:
@@ -223,7 +233,7 @@ async def latency(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port, receiver = free_port(), Receiver()
         await receiver.start()
-        with serve(Path(tmp) / "b.db", port):
+        with fresh_database(SERVER, Path(tmp), "notify") as db, serve(db, port):
             client, acked = Client(port), {}
             await subscribe(client, receiver, 1)
             await drive(client, 500, seconds, 50, acked)
@@ -246,7 +256,7 @@ async def throughput(seconds: float, subs: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port, receiver = free_port(), Receiver()
         await receiver.start()
-        with serve(Path(tmp) / "b.db", port):
+        with fresh_database(SERVER, Path(tmp), "notify") as db, serve(db, port):
             client, acked = Client(port), {}
             await subscribe(client, receiver, subs)
             start = time.monotonic()
@@ -271,7 +281,7 @@ async def down(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port, receiver = free_port(), Receiver()
         await receiver.start()
-        with serve(Path(tmp) / "b.db", port):
+        with fresh_database(SERVER, Path(tmp), "notify") as db, serve(db, port):
             client, acked = Client(port), {}
             await subscribe(client, receiver, 1)
             await receiver.stop()
@@ -289,18 +299,18 @@ async def kill(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port, receiver = free_port(), Receiver()
         await receiver.start()
-        db = Path(tmp) / "b.db"
         client, acked = Client(port), {}
-        with serve(db, port) as process:
-            await subscribe(client, receiver, 1)
-            driving = asyncio.create_task(drive(client, 200, seconds, 10, acked))
-            await asyncio.sleep(seconds / 2)
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
-            await driving
-        pending = sum(1 for k in acked if k not in receiver.arrivals)
-        with serve(db, port):
-            await wait_all(receiver, acked, 120)
+        with fresh_database(SERVER, Path(tmp), "notify") as db:
+            with serve(db, port) as process:
+                await subscribe(client, receiver, 1)
+                driving = asyncio.create_task(drive(client, 200, seconds, 10, acked))
+                await asyncio.sleep(seconds / 2)
+                os.killpg(process.pid, signal.SIGKILL)  # the workers too
+                process.wait(10)
+                await driving
+            pending = sum(1 for k in acked if k not in receiver.arrivals)
+            with serve(db, port):
+                await wait_all(receiver, acked, 120)
         await receiver.stop()
     print(
         f"kill: SIGKILL after {seconds / 2:g} s at 200 updates/s; {len(acked)} acknowledged, "
@@ -316,16 +326,23 @@ def main() -> None:
     parser.add_argument("--down", type=float, default=60.0, help="receiver-down seconds")
     parser.add_argument("--subscriptions", type=int, default=100)
     parser.add_argument("--rate", type=float, default=25.0, help="updates/s (throughput)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server (each scenario makes a new database in it), or "
+                        "'private' for a private durable cluster; default: SQLite")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="burgo serve --workers")
     args = parser.parse_args()
+    global WORKERS, SERVER
+    WORKERS = args.workers
     runs = {
         "latency": lambda: latency(args.seconds),
         "throughput": lambda: throughput(args.seconds, args.subscriptions, args.rate),
         "down": lambda: down(args.down),
         "kill": lambda: kill(args.seconds),
     }
-    for name, run in runs.items():
-        if args.only in (None, name):
-            asyncio.run(run())
+    with postgres_server(args.postgres) as SERVER:
+        for name, run in runs.items():
+            if args.only in (None, name):
+                asyncio.run(run())
 
 
 if __name__ == "__main__":
