@@ -11,7 +11,7 @@ from psycopg import errors
 from burgo.ngsild.errors import AlreadyExists, ResourceNotFound
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import Connection, PostgresCore, defer, read
 
 T = TypeVar("T")
 
@@ -43,7 +43,8 @@ async def insert_entity(conn: Connection, tenant: str, entity: Entity) -> None:
 
 async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
     """Write back a changed entity."""
-    await conn.execute(
+    await defer(
+        conn,
         "UPDATE entities SET types = %s, created_at = %s, modified_at = %s, doc = %s::json "
         "WHERE tenant = %s AND id = %s",
         (
@@ -97,7 +98,7 @@ class PostgresEntities(PostgresCore):
         await self._check_tenant(tenant)
         if not changes:
             return []
-        async with self._transaction() as conn:
+        async with self._write_block() as conn:
             return await self.apply_changes(conn, tenant, changes)
 
     async def apply_changes(
@@ -107,7 +108,8 @@ class PostgresEntities(PostgresCore):
         back once, with one change record per change; raising undoes it all with the
         transaction."""
         wanted = sorted(dict.fromkeys(entity_id for entity_id, _ in changes))
-        cursor = await conn.execute(
+        cursor = await read(
+            conn,
             "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s) "
             "ORDER BY id FOR UPDATE",
             (tenant, wanted),

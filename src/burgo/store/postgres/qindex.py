@@ -28,7 +28,7 @@ from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
 from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import Connection, PostgresCore, defer
 
 AttrRow = tuple[str, str, str, str, float | None, str | None]
 GeoRow = tuple[str, str, str, str, str, float | None, float | None]
@@ -105,6 +105,18 @@ def geo_rows(tenant: str, entity: Entity | None) -> list[GeoRow]:
     return rows
 
 
+def _geo_instances(entity: Entity | None) -> list[tuple[str, Attribute]]:
+    """An entity's GeoProperty instances, by attribute name."""
+    if entity is None:
+        return []
+    return [
+        (name, instance)
+        for name, instances in entity.attrs.items()
+        for instance in instances
+        if instance.kind == AttrKind.GEO_PROPERTY
+    ]
+
+
 class PostgresQIndex(PostgresCore):
     """Keeps the query indexes in step with the entities, in each write's transaction."""
 
@@ -140,17 +152,15 @@ class PostgresQIndex(PostgresCore):
             record.after,
         )
         rows: list[AttrRow] = []
+        stale: list[str] | None = None  # None: every attribute of the entity
         if before is None or after is None:
-            if after is None:
-                await conn.execute(
-                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s",
-                    (tenant, entity_id),
-                )
             if after is not None:
                 for name, instances in after.attrs.items():
                     rows.extend(attribute_rows(tenant, entity_id, name, instances))
+            if before is None:
+                stale = []
         else:
-            stale: list[str] = []
+            stale = []
             for name in dict.fromkeys([*before.attrs, *after.attrs]):
                 old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
                 if old == new:
@@ -159,15 +169,11 @@ class PostgresQIndex(PostgresCore):
                 if new_rows != attribute_rows(tenant, entity_id, name, old):
                     stale.append(name)
                     rows.extend(new_rows)
-            if stale:
-                await conn.execute(
-                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s "
-                    "AND attr = ANY(%s)",
-                    (tenant, entity_id, stale),
-                )
-        await _insert_values(conn, rows)
+        await _replace_values(conn, tenant, entity_id, stale, rows)
 
     async def _index_geometry(self, conn: Connection, record: EntityChangeRecord) -> None:
+        if _geo_instances(record.before) == _geo_instances(record.after):
+            return
         after = geo_rows(record.tenant, record.after)
         if record.before is not None:
             if geo_rows(record.tenant, record.before) == after:
@@ -258,12 +264,33 @@ async def _index_types(conn: Connection, record: EntityChangeRecord) -> None:
         )
 
 
-async def _insert_values(conn: Connection, rows: list[AttrRow]) -> None:
-    if not rows:
+_REPLACE_VALUES = (
+    "WITH gone AS (DELETE FROM entity_attr_values WHERE tenant = %(tenant)s "
+    "AND entity_id = %(id)s AND (%(all)s OR attr = ANY(%(stale)s))) "
+    "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
+    "SELECT %(tenant)s, %(id)s, u.* FROM unnest(%(attrs)s::text[], %(kinds)s::text[], "
+    "%(nums)s::float8[], %(txts)s::text[]) AS u"
+)
+
+
+async def _replace_values(
+    conn: Connection, tenant: str, entity_id: str, stale: list[str] | None, rows: list[AttrRow]
+) -> None:
+    """Delete an entity's value rows of the ``stale`` attributes (None: of all of them) and
+    insert ``rows`` of that entity, in one statement."""
+    if not rows and stale == []:
         return
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+    await defer(
+        conn,
+        _REPLACE_VALUES,
+        {
+            "tenant": tenant,
+            "id": entity_id,
+            "all": stale is None,
+            "stale": stale or [],
+            "attrs": [row[2] for row in rows],
+            "kinds": [row[3] for row in rows],
+            "nums": [row[4] for row in rows],
+            "txts": [row[5] for row in rows],
+        },
+    )
