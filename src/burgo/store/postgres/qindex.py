@@ -264,15 +264,10 @@ async def _index_types(conn: Connection, record: EntityChangeRecord) -> None:
         )
 
 
-# The rows come as one JSON array of [attribute, kind, number, text]: binding one text costs
-# Burgo less than four arrays.
-_REPLACE_VALUES = (
-    "WITH gone AS (DELETE FROM entity_attr_values WHERE tenant = %(tenant)s "
-    "AND entity_id = %(id)s AND (%(all)s OR attr = ANY(%(stale)s))) "
-    "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
-    "SELECT %(tenant)s, %(id)s, r->>0, r->>1, (r->>2)::float8, r->>3 "
-    "FROM json_array_elements(%(rows)s::json) AS r"
-)
+# burgo_replace_values (migration 0007): planned once per connection, where the statement was
+# planned at each write. The rows come as one JSON array of [attribute, kind, number, text]:
+# binding one text costs Burgo less than four arrays.
+_REPLACE_VALUES = "SELECT burgo_replace_values(%s, %s, %s, %s::text[], %s::json)"
 
 
 def _number_json(value: float | None) -> float | str | None:
@@ -289,14 +284,5 @@ async def _replace_values(
     insert ``rows`` of that entity, in one statement."""
     if not rows and stale == []:
         return
-    await defer(
-        conn,
-        _REPLACE_VALUES,
-        {
-            "tenant": tenant,
-            "id": entity_id,
-            "all": stale is None,
-            "stale": stale or [],
-            "rows": orjson.dumps([(r[2], r[3], _number_json(r[4]), r[5]) for r in rows]).decode(),
-        },
-    )
+    rows_json = orjson.dumps([(r[2], r[3], _number_json(r[4]), r[5]) for r in rows]).decode()
+    await defer(conn, _REPLACE_VALUES, (tenant, entity_id, stale is None, stale or [], rows_json))

@@ -55,3 +55,21 @@ BEGIN
     END LOOP;
 END
 $body$;
+
+-- The value-index rows of an entity write: those of the stale attributes (all of them when
+-- p_all) deleted, the new ones (a JSON array of [attribute, kind, number, text]) inserted.
+CREATE FUNCTION burgo_replace_values(p_tenant text, p_id text, p_all boolean, p_stale text[],
+    p_rows json) RETURNS void
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $body$
+BEGIN
+    IF p_all THEN
+        DELETE FROM entity_attr_values WHERE tenant = p_tenant AND entity_id = p_id;
+    ELSIF cardinality(p_stale) > 0 THEN
+        DELETE FROM entity_attr_values
+        WHERE tenant = p_tenant AND entity_id = p_id AND attr = ANY(p_stale);
+    END IF;
+    INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt)
+    SELECT p_tenant, p_id, r->>0, r->>1, (r->>2)::float8, r->>3
+    FROM json_array_elements(p_rows) AS r;
+END
+$body$;
