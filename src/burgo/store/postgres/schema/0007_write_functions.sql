@@ -1,3 +1,5 @@
+-- Functions that entity writes call (history, the value index), each planned once per connection.
+
 -- Recording history inside an entity write, in one call from Burgo: the instances arrive as a
 -- JSON array; each finds or creates its series (marking it mixed when the instance is not a
 -- number), goes into history (after the instances already at its time, if any) and into its
