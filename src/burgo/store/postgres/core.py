@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, LiteralString
@@ -124,6 +124,13 @@ class _WriteBlock:
 
 
 _write_block: ContextVar[_WriteBlock | None] = ContextVar("burgo_write_block", default=None)
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal of ``values`` (for ``%s::text[]``): bound as one text, which costs
+    psycopg much less than a list."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 async def read(conn: Connection, query: LiteralString, params: Any = None) -> AsyncCursor[Any]:

@@ -11,7 +11,7 @@ from psycopg import errors
 from burgo.ngsild.errors import AlreadyExists, ResourceNotFound, ServiceUnavailable
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore, defer, read
+from burgo.store.postgres.core import Connection, PostgresCore, defer, read, text_array
 from burgo.store.postgres.groups import ALONE, GroupCommit
 
 T = TypeVar("T")
@@ -48,10 +48,10 @@ async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
     """Write back a changed entity."""
     await defer(
         conn,
-        "UPDATE entities SET types = %s, created_at = %s, modified_at = %s, doc = %s::json "
-        "WHERE tenant = %s AND id = %s",
+        "UPDATE entities SET types = %s::text[], created_at = %s, modified_at = %s, "
+        "doc = %s::json WHERE tenant = %s AND id = %s",
         (
-            list(dict.fromkeys(entity.types)),
+            text_array(dict.fromkeys(entity.types)),
             entity.created_at or "",
             entity.modified_at or "",
             entity_doc(entity),
@@ -147,7 +147,10 @@ class PostgresEntities(PostgresCore):
             "SELECT e.tenant, e.id, e.doc FROM entities e "
             "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, id) "
             "ON e.tenant = k.tenant AND e.id = k.id ORDER BY e.tenant, e.id FOR UPDATE OF e",
-            ([tenant for tenant, _ in keys], [entity_id for _, entity_id in keys]),
+            (
+                text_array(tenant for tenant, _ in keys),
+                text_array(entity_id for _, entity_id in keys),
+            ),
         )
         stored: dict[tuple[str, str], Entity] = {
             (tenant, entity_id): entity_from_storage(doc)

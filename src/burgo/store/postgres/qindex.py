@@ -28,7 +28,7 @@ from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
 from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore, defer
+from burgo.store.postgres.core import Connection, PostgresCore, defer, text_array
 
 AttrRow = tuple[str, str, str, str, float | None, str | None]
 GeoRow = tuple[str, str, str, str, str, float | None, float | None]
@@ -285,4 +285,8 @@ async def _replace_values(
     if not rows and stale == []:
         return
     rows_json = orjson.dumps([(r[2], r[3], _number_json(r[4]), r[5]) for r in rows]).decode()
-    await defer(conn, _REPLACE_VALUES, (tenant, entity_id, stale is None, stale or [], rows_json))
+    await defer(
+        conn,
+        _REPLACE_VALUES,
+        (tenant, entity_id, stale is None, text_array(stale or []), rows_json),
+    )
