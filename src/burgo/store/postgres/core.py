@@ -51,7 +51,8 @@ _UNSTORABLE = (errors.CharacterNotInRepertoire, errors.UntranslatableCharacter)
 _after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
     "burgo_after_commit", default=None
 )
-_RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+# Conflicts between concurrent transactions: the same write may well succeed when run again.
+RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 # While the database is lost: seconds a request waits for a connection, and between probes.
 _WAIT_WHILE_LOST = 1.0
 _PROBE_INTERVAL = 1.0
@@ -67,7 +68,7 @@ def translate_error(exc: Exception) -> NgsiLdError:
         return BadRequestData(
             "The database cannot store this value (text with a NUL character \\u0000)"
         )
-    if isinstance(exc, _RETRY_LATER):
+    if isinstance(exc, RETRY_LATER):
         return ServiceUnavailable("The database is busy; try again shortly")
     sqlstate = getattr(exc, "sqlstate", None) or ""
     if isinstance(exc, psycopg.OperationalError) and (
@@ -288,7 +289,7 @@ class PostgresCore:
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             error = translate_error(exc)
-            if isinstance(error, ServiceUnavailable) and not isinstance(exc, _RETRY_LATER):
+            if isinstance(error, ServiceUnavailable) and not isinstance(exc, RETRY_LATER):
                 self._lost(error)
             raise error from exc
         finally:

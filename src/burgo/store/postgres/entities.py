@@ -11,7 +11,14 @@ from psycopg import errors
 from burgo.ngsild.errors import AlreadyExists, ResourceNotFound, ServiceUnavailable
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore, defer, read, text_array
+from burgo.store.postgres.core import (
+    RETRY_LATER,
+    Connection,
+    PostgresCore,
+    defer,
+    read,
+    text_array,
+)
 from burgo.store.postgres.groups import ALONE, GroupCommit
 
 T = TypeVar("T")
@@ -123,7 +130,10 @@ class PostgresEntities(PostgresCore):
         try:
             async with self._write_block() as conn:
                 return await self._apply_jobs(conn, jobs)
-        except ServiceUnavailable as exc:  # no use running each alone: each gets the answer
+        except ServiceUnavailable as exc:
+            if isinstance(exc.__cause__, RETRY_LATER):
+                raise  # a conflict with another transaction: each write is run again alone
+            # The database is away: no use running each alone, each gets the answer.
             return [ServiceUnavailable(exc.detail) for _ in jobs]
 
     async def apply_changes(

@@ -5,8 +5,8 @@ A write costs two round trips to the database and a flush of its log whatever it
 concurrent small writes (PATCH after PATCH) share them. Each caller is answered only once the
 group's transaction has committed. A write that fails on its own (its entity is missing, its
 change refuses) fails alone; when the group's transaction fails (a value the database refuses,
-the database going away), every write of the group is run again alone, so that one bad write
-never fails the others and each caller gets the answer its own write deserves.
+a conflict with another transaction), every write of the group is run again alone, so that one
+bad write never fails the others and each caller gets the answer its own write deserves.
 """
 
 from __future__ import annotations
