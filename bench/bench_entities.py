@@ -70,6 +70,7 @@ class WrkResult:
     non_2xx: int
     unexpected_status: dict[str, float]
     server_cpu_us: float = 0.0
+    database_cpu_us: float | None = None
 
     @property
     def clean(self) -> bool:
@@ -189,6 +190,28 @@ def cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def database_pid(url: str) -> int | None:
+    """The PostgreSQL server process (postmaster) behind ``url`` when it runs on this machine,
+    else None: the parent of the backend that answers a connection."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    try:
+        parent = int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None  # another machine's backend
+    return parent
+
+
+def database_cpu_seconds(pid: int) -> float:
+    """CPU time of a PostgreSQL server: its processes now plus the backends that have ended."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ended = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid) + ended
 
 
 def rss_mb(pid: int) -> float:
@@ -321,10 +344,13 @@ def parse_wrk(output: str, unexpected: dict[str, float]) -> WrkResult:
     )
 
 
-def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name: str) -> WrkResult:
+def run_wrk(
+    port: int, pid: int, load: Load, args: argparse.Namespace, run_name: str, db_pid: int | None
+) -> WrkResult:
     """Drive one load with wrk and check every answer was the expected one."""
     before = status_counts(port, load, args.workers)
     cpu_before = cpu_seconds(pid)
+    db_before = database_cpu_seconds(db_pid) if db_pid is not None else 0.0
     script_arg = run_name if load.script == "post_entity.lua" else str(args.entities)
     command = [
         "wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections),
@@ -334,6 +360,7 @@ def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name:
     env = {**os.environ, "BURGO_BENCH_DIR": str(BENCH_DIR)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     cpu_used = cpu_seconds(pid) - cpu_before
+    db_used = database_cpu_seconds(db_pid) - db_before if db_pid is not None else None
     if done.returncode != 0:
         sys.exit(f"bench: wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     answers = _answers(before, status_counts(port, load, args.workers))
@@ -344,6 +371,8 @@ def run_wrk(port: int, pid: int, load: Load, args: argparse.Namespace, run_name:
         unexpected["server counted fewer answers than wrk"] = answers.get(load.expected_status, 0)
         result = parse_wrk(done.stdout, unexpected)
     result = replace(result, server_cpu_us=1e6 * cpu_used / max(result.requests, 1))
+    if db_used is not None:
+        result = replace(result, database_cpu_us=1e6 * db_used / max(result.requests, 1))
     if args.verbose:
         print(done.stdout, file=sys.stderr)
     return result
@@ -356,6 +385,7 @@ def bench_mode(synchronous: str, args: argparse.Namespace) -> ModeResult:
     """Every load against a new server in one mode (a SQLite synchronous mode, or POSTGRES)."""
     result = ModeResult(synchronous)
     db = args.postgres if synchronous == "POSTGRES" else None
+    db_pid = database_pid(db) if db is not None else None
     with (
         tempfile.TemporaryDirectory(prefix="burgo-bench-") as tmp,
         running_server(synchronous if db is None else "FULL", Path(tmp), db, args.workers) as (
@@ -368,11 +398,11 @@ def bench_mode(synchronous: str, args: argparse.Namespace) -> ModeResult:
         time.sleep(args.settle)
         result.rss_idle_mb = rss_mb(process.pid)
         seed(port, args.entities)
-        for load in LOADS:
+        for load in chosen_loads(args):
             runs = result.runs.setdefault(load.name, [])
             for attempt in range(args.repeat):
                 run = run_wrk(
-                    port, process.pid, load, args, f"{synchronous}{attempt}{time.time_ns()}"
+                    port, process.pid, load, args, f"{synchronous}{attempt}{time.time_ns()}", db_pid
                 )
                 runs.append(run)
                 _progress(synchronous, load, run)
@@ -381,12 +411,19 @@ def bench_mode(synchronous: str, args: argparse.Namespace) -> ModeResult:
     return result
 
 
+def _database_cpu(run: WrkResult) -> str:
+    if run.database_cpu_us is None:
+        return ""
+    return f"database CPU {run.database_cpu_us:.0f} us/req "
+
+
 def _progress(synchronous: str, load: Load, run: WrkResult) -> None:
     verdict = "ok" if run.clean else "ERRORS"
     print(
         f"  [{synchronous}] {load.name}: {run.requests_per_s:,.0f}/s "
         f"p50 {run.p50_ms:.2f} ms p99 {run.p99_ms:.2f} ms, "
         f"server CPU {run.server_cpu_us:.0f} us/req "
+        f"{_database_cpu(run)}"
         f"({run.requests} requests, {verdict})",
         file=sys.stderr,
     )
@@ -399,16 +436,17 @@ def markdown(results: list[ModeResult], args: argparse.Namespace) -> str:
         f"{args.entities} entities, {args.workers} server worker(s), best of {args.repeat} run(s).",
         "",
         "| store (sqlite synchronous) | figure | req/s | p50 ms | p99 ms | server CPU µs/req "
-        "| requests | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| database CPU µs/req | requests | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in results:
-        for load in LOADS:
+        for load in chosen_loads(args):
             best = mode.best(load.name)
             errors = best.socket_errors + best.non_2xx + int(sum(best.unexpected_status.values()))
             lines.append(
                 f"| {mode.synchronous} | {load.name} | {best.requests_per_s:,.0f} | "
                 f"{best.p50_ms:.2f} | {best.p99_ms:.2f} | {best.server_cpu_us:.0f} | "
+                f"{'' if best.database_cpu_us is None else f'{best.database_cpu_us:.0f}'} | "
                 f"{best.requests:,} | {errors} |"
             )
     lines += ["", "| store (sqlite synchronous) | start-up s | idle RSS MB | RSS after load MB |",
@@ -419,6 +457,11 @@ def markdown(results: list[ModeResult], args: argparse.Namespace) -> str:
             f"{mode.rss_after_mb:.1f} |"
         )
     return "\n".join(lines)
+
+
+def chosen_loads(args: argparse.Namespace) -> list[Load]:
+    """The loads to run, in their usual order."""
+    return [load for load in LOADS if load.method in args.loads]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -436,6 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="an empty PostgreSQL database for the POSTGRES mode")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1,
                         help="burgo serve --workers (above 1: POSTGRES only)")  # fmt: skip
+    parser.add_argument("--loads", nargs="+", default=["PATCH", "GET", "POST"],
+                        choices=["PATCH", "GET", "POST"], help="the loads to run")  # fmt: skip
     parser.add_argument("--settle", type=float, default=2.0, help="idle seconds before RSS")
     parser.add_argument("--verbose", action="store_true", help="print wrk's reports")
     return parser.parse_args(argv)

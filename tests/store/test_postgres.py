@@ -3,6 +3,7 @@ test_contract.py): its schema versions, other processes sharing it, errors and l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from burgo.ngsild.errors import (
     BadRequestData,
     InternalError,
     NgsiLdError,
+    ResourceNotFound,
     ServiceUnavailable,
 )
 from burgo.ngsild.model import Entity
@@ -23,6 +25,7 @@ from burgo.store.postgres import PostgresStore, translate_error
 from burgo.store.postgres.migrations import available_migrations
 from tests.services import PostgresServer, free_port
 from tests.store.contract import (
+    T1,
     TEMPERATURE,
     context,
     every_kind,
@@ -187,6 +190,43 @@ async def test_a_failing_change_hook_rolls_back_the_whole_write(pg_store: Postgr
         assert logged == (1,), "the refused write's log line must be rolled back with it"
     finally:
         pg_store._change_hooks.remove(audit)
+
+
+async def test_writes_arriving_together_commit_together_and_fail_alone(
+    pg_store: PostgresStore,
+) -> None:
+    rooms = [room(f"urn:ngsi-ld:Room:{n}", temperature=float(n)) for n in range(1, 6)]
+    for each in rooms:
+        await pg_store.create_entity(DEFAULT_TENANT, each)
+    groups = pg_store._groups.groups
+    outcomes = await asyncio.gather(
+        *(pg_store.modify_entity(DEFAULT_TENANT, r.id, set_temperature(20.0)) for r in rooms[:3]),
+        pg_store.modify_entity(DEFAULT_TENANT, "urn:ngsi-ld:Room:missing", set_temperature(1.0)),
+        pg_store.modify_entity(DEFAULT_TENANT, rooms[3].id, set_temperature(30.0)),
+        pg_store.modify_entity(DEFAULT_TENANT, rooms[3].id, set_temperature(31.0)),
+        return_exceptions=True,
+    )
+    assert pg_store._groups.groups == groups + 1, "the six writes went in one transaction"
+    assert outcomes[:3] == [1.0, 2.0, 3.0]
+    assert isinstance(outcomes[3], ResourceNotFound)
+    assert outcomes[4:] == [4.0, 30.0], "a later write of the same entity sees the earlier one"
+    # A value the database refuses spoils the group's transaction: the others are written again
+    # alone, and only the bad write fails.
+    nul = {TEMPERATURE: prop("12\x00", unit_code="CEL")}
+    outcomes = await asyncio.gather(
+        pg_store.modify_entity(DEFAULT_TENANT, rooms[0].id, set_temperature(21.0)),
+        pg_store.modify_entity(DEFAULT_TENANT, rooms[4].id, lambda e: (e.with_attrs(nul, T1), 0)),
+        pg_store.modify_entity(DEFAULT_TENANT, rooms[1].id, set_temperature(22.0)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 20.0 and outcomes[2] == 20.0
+    assert isinstance(outcomes[1], BadRequestData)
+    temperatures = [
+        e.instance(TEMPERATURE).value
+        for r in rooms
+        if (e := await pg_store.get_entity(DEFAULT_TENANT, r.id)) is not None
+    ]
+    assert temperatures == [21.0, 22.0, 20.0, 31.0, 5.0]
 
 
 async def test_lost_connections_fail_cleanly_and_the_store_recovers(

@@ -344,6 +344,10 @@ def _place(name: str, geometry: dict[str, Any]) -> Entity:
 
 async def _check_geo(store: PostgresStore) -> None:
     tenant, stored = await _load(store, [_place(n, g) for n, g in SHAPES.items()])
+    await _check_stored_geo(store, tenant, stored)
+
+
+async def _check_stored_geo(store: PostgresStore, tenant: str, stored: list[Entity]) -> None:
     for georel, kind, coordinates, inside, outside in GEO_CASES:
         geo: GeoQuery = parse_geo_query(georel, kind, coordinates, None, expand)
         query = EntityQuery(geo=geo, limit=100, count=True)
@@ -375,5 +379,39 @@ async def test_geo_queries_without_postgis(plain_database: str) -> None:
     try:
         assert not store.postgis
         await _check_geo(store)
+    finally:
+        await store.close()
+
+
+async def test_postgis_installed_later_is_used_from_the_next_start(
+    postgres_server: PostgresServer,
+) -> None:
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute("CREATE ROLE burgo_later LOGIN")
+        conn.execute("CREATE DATABASE burgo_later OWNER burgo_later")
+    url = f"postgresql://burgo_later@{postgres_server.host}:{postgres_server.port}/burgo_later"
+    store = PostgresStore(url, max_connections=2)
+    await store.open()
+    try:
+        assert not store.postgis
+        tenant, stored = await _load(store, [_place(n, g) for n, g in SHAPES.items()])
+    finally:
+        await store.close()
+    # The administrator installs PostGIS in the database; Burgo's role cannot, but may use it.
+    with psycopg.connect(postgres_server.url("burgo_later"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION postgis")
+    store = PostgresStore(url, max_connections=2)
+    await store.open()
+    try:
+        assert store.postgis
+        async with store._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT entity_id FROM entity_geo WHERE tenant = %s AND shape IS NULL", (tenant,)
+            )
+            unread = {row[0] async for row in cursor}
+        # Every geometry stored before is in PostGIS now, but the one that is not valid.
+        assert unread == {"urn:ngsi-ld:Place:bowtie"}
+        await _check_stored_geo(store, tenant, stored)
+        await _check_geo(store)  # and what is stored from now on
     finally:
         await store.close()

@@ -13,14 +13,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncClientCursor, AsyncConnection, AsyncCursor, errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -50,7 +51,8 @@ _UNSTORABLE = (errors.CharacterNotInRepertoire, errors.UntranslatableCharacter)
 _after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
     "burgo_after_commit", default=None
 )
-_RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+# Conflicts between concurrent transactions: the same write may well succeed when run again.
+RETRY_LATER = (errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
 # While the database is lost: seconds a request waits for a connection, and between probes.
 _WAIT_WHILE_LOST = 1.0
 _PROBE_INTERVAL = 1.0
@@ -66,7 +68,7 @@ def translate_error(exc: Exception) -> NgsiLdError:
         return BadRequestData(
             "The database cannot store this value (text with a NUL character \\u0000)"
         )
-    if isinstance(exc, _RETRY_LATER):
+    if isinstance(exc, RETRY_LATER):
         return ServiceUnavailable("The database is busy; try again shortly")
     sqlstate = getattr(exc, "sqlstate", None) or ""
     if isinstance(exc, psycopg.OperationalError) and (
@@ -103,6 +105,56 @@ async def _configure(conn: Connection) -> None:
     await conn.execute("SET jit = off")
     await conn.execute("SET plan_cache_mode = force_custom_plan")
     await conn.commit()
+
+
+class _WriteBlock:
+    """The transaction of :meth:`PostgresCore._write_block`: whether BEGIN is still to be sent,
+    and the statements deferred to its end."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cursor = AsyncClientCursor(conn)
+        self.begun = False
+        self.deferred: list[str] = []
+
+    async def finish(self) -> None:
+        """Send what was deferred, and COMMIT, in one message."""
+        statements = self.deferred if self.begun else ["BEGIN", *self.deferred]
+        self.deferred = []
+        await self.cursor.execute("; ".join([*statements, "COMMIT"]))
+
+
+_write_block: ContextVar[_WriteBlock | None] = ContextVar("burgo_write_block", default=None)
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal of ``values`` (for ``%s::text[]``): bound as one text, which costs
+    psycopg much less than a list."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+async def read(conn: Connection, query: LiteralString, params: Any = None) -> AsyncCursor[Any]:
+    """Run a statement whose result is wanted now; in a write block, the first one carries the
+    block's BEGIN."""
+    block = _write_block.get()
+    if block is None or block.conn is not conn or block.begun:
+        return await conn.execute(query, params)
+    block.begun = True
+    cursor = block.cursor
+    await cursor.execute("BEGIN; " + cursor.mogrify(query, params))
+    cursor.nextset()
+    return cursor
+
+
+async def defer(conn: Connection, query: LiteralString, params: Any = None) -> None:
+    """Run a statement whose result nobody reads and whose effect nothing later in the
+    transaction reads: in a write block, at its end with COMMIT; elsewhere at once."""
+    block = _write_block.get()
+    if block is None or block.conn is not conn:
+        await conn.execute(query, params)
+    else:
+        block.deferred.append(block.cursor.mogrify(query, params))
 
 
 class PostgresCore:
@@ -237,7 +289,7 @@ class PostgresCore:
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             error = translate_error(exc)
-            if isinstance(error, ServiceUnavailable) and not isinstance(exc, _RETRY_LATER):
+            if isinstance(error, ServiceUnavailable) and not isinstance(exc, RETRY_LATER):
                 self._lost(error)
             raise error from exc
         finally:
@@ -245,6 +297,28 @@ class PostgresCore:
         self._commits += 1
         for action in actions:
             action()
+
+    @asynccontextmanager
+    async def _write_block(self) -> AsyncIterator[Connection]:
+        """A transaction like :meth:`_transaction` that costs two round trips to the database:
+        BEGIN travels with the first statement sent through :func:`read`, and the statements
+        sent through :func:`defer` travel together with COMMIT when the block ends (in one
+        message, their values bound by psycopg). Each statement sent costs Burgo a turn of the
+        event loop and the database a wake-up, which for a small write cost more than the work."""
+        async with self._transaction() as conn:
+            # BEGIN and COMMIT sent as statements of ours: psycopg would wait for each.
+            await conn.set_autocommit(True)
+            block = _WriteBlock(conn)
+            token = _write_block.set(block)
+            try:
+                yield conn
+                await block.finish()
+            finally:
+                _write_block.reset(token)
+                if not conn.broken:
+                    if conn.info.transaction_status != TransactionStatus.IDLE:
+                        await conn.rollback()
+                    await conn.set_autocommit(False)
 
     def _on_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the current transaction has committed (not if it rolls back)."""

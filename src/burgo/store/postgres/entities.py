@@ -8,12 +8,22 @@ from typing import Any, TypeVar, cast
 import orjson
 from psycopg import errors
 
-from burgo.ngsild.errors import AlreadyExists, ResourceNotFound
+from burgo.ngsild.errors import AlreadyExists, ResourceNotFound, ServiceUnavailable
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import (
+    RETRY_LATER,
+    Connection,
+    PostgresCore,
+    defer,
+    read,
+    text_array,
+)
+from burgo.store.postgres.groups import ALONE, GroupCommit
 
 T = TypeVar("T")
+# One caller's changes: its tenant, and each entity id with the change to apply.
+ChangeJob = tuple[str, Sequence[tuple[str, EntityChange[Any]]]]
 
 
 def entity_doc(entity: Entity) -> str:
@@ -43,11 +53,12 @@ async def insert_entity(conn: Connection, tenant: str, entity: Entity) -> None:
 
 async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
     """Write back a changed entity."""
-    await conn.execute(
-        "UPDATE entities SET types = %s, created_at = %s, modified_at = %s, doc = %s::json "
-        "WHERE tenant = %s AND id = %s",
+    await defer(
+        conn,
+        "UPDATE entities SET types = %s::text[], created_at = %s, modified_at = %s, "
+        "doc = %s::json WHERE tenant = %s AND id = %s",
         (
-            list(dict.fromkeys(entity.types)),
+            text_array(dict.fromkeys(entity.types)),
             entity.created_at or "",
             entity.modified_at or "",
             entity_doc(entity),
@@ -64,6 +75,15 @@ async def delete_entity_row(conn: Connection, tenant: str, entity_id: str) -> No
 
 class PostgresEntities(PostgresCore):
     """Create, read, change and delete entities."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._groups: GroupCommit[ChangeJob] = GroupCommit(self._write_group)
+
+    async def close(self) -> None:
+        """Finish the group of writes under way, then close the store."""
+        await self._groups.close()
+        await super().close()
 
     async def create_entity(self, tenant: str, entity: Entity) -> None:
         """Insert a new entity."""
@@ -93,12 +113,28 @@ class PostgresEntities(PostgresCore):
     async def modify_entities(
         self, tenant: str, changes: Sequence[tuple[str, EntityChange[Any]]]
     ) -> list[Any]:
-        """Apply the changes in order, all or nothing, in one transaction."""
+        """Apply the changes in order, all or nothing, in one transaction (shared with the
+        writes that arrive meanwhile: group commit)."""
         await self._check_tenant(tenant)
         if not changes:
             return []
-        async with self._transaction() as conn:
-            return await self.apply_changes(conn, tenant, changes)
+        outcome = await self._groups.submit((tenant, changes))
+        if outcome is ALONE:
+            async with self._write_block() as conn:
+                return await self.apply_changes(conn, tenant, changes)
+        return cast("list[Any]", outcome)
+
+    async def _write_group(self, jobs: Sequence[ChangeJob]) -> list[Any]:
+        """One transaction for several callers' changes: each caller's results, or the error
+        its own changes raised (those changes then leave nothing behind)."""
+        try:
+            async with self._write_block() as conn:
+                return await self._apply_jobs(conn, jobs)
+        except ServiceUnavailable as exc:
+            if isinstance(exc.__cause__, RETRY_LATER):
+                raise  # a conflict with another transaction: each write is run again alone
+            # The database is away: no use running each alone, each gets the answer.
+            return [ServiceUnavailable(exc.detail) for _ in jobs]
 
     async def apply_changes(
         self, conn: Connection, tenant: str, changes: Sequence[tuple[str, EntityChange[Any]]]
@@ -106,35 +142,64 @@ class PostgresEntities(PostgresCore):
         """Run ``changes`` in the caller's transaction: each entity locked and read once, written
         back once, with one change record per change; raising undoes it all with the
         transaction."""
-        wanted = sorted(dict.fromkeys(entity_id for entity_id, _ in changes))
-        cursor = await conn.execute(
-            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s) "
-            "ORDER BY id FOR UPDATE",
-            (tenant, wanted),
+        (outcome,) = await self._apply_jobs(conn, [(tenant, changes)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return cast("list[Any]", outcome)
+
+    async def _apply_jobs(self, conn: Connection, jobs: Sequence[ChangeJob]) -> list[Any]:
+        """Run each job's changes in order in the caller's transaction, every entity locked and
+        read once and written back once: for each job, its results, or the exception its
+        changes raised (a job that raises changes nothing)."""
+        keys = sorted({(tenant, entity_id) for tenant, changes in jobs for entity_id, _ in changes})
+        cursor = await read(
+            conn,
+            "SELECT e.tenant, e.id, e.doc FROM entities e "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, id) "
+            "ON e.tenant = k.tenant AND e.id = k.id ORDER BY e.tenant, e.id FOR UPDATE OF e",
+            (
+                text_array(tenant for tenant, _ in keys),
+                text_array(entity_id for _, entity_id in keys),
+            ),
         )
-        stored = {entity_id: entity_from_storage(doc) for entity_id, doc in await cursor.fetchall()}
-        current: dict[str, Entity | None] = dict(stored)
+        stored: dict[tuple[str, str], Entity] = {
+            (tenant, entity_id): entity_from_storage(doc)
+            for tenant, entity_id, doc in await cursor.fetchall()
+        }
+        current: dict[tuple[str, str], Entity | None] = dict(stored)
         records: list[EntityChangeRecord] = []
-        results: list[Any] = []
-        for entity_id, change in changes:
-            before = current.get(entity_id)
-            if before is None:
-                raise ResourceNotFound(f"Entity {entity_id} was not found")
-            new, result = change(before)
-            results.append(result)
-            if new is before:
+        outcomes: list[Any] = []
+        for tenant, changes in jobs:
+            staged: dict[tuple[str, str], Entity | None] = {}
+            job_records: list[EntityChangeRecord] = []
+            results: list[Any] = []
+            try:
+                for entity_id, change in changes:
+                    key = (tenant, entity_id)
+                    before = staged[key] if key in staged else current.get(key)
+                    if before is None:
+                        raise ResourceNotFound(f"Entity {entity_id} was not found")
+                    new, result = change(before)
+                    results.append(result)
+                    if new is before:
+                        continue
+                    staged[key] = new
+                    at = self._now() if new is None else new.modified_at or ""
+                    job_records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
+            except Exception as exc:  # noqa: BLE001 - this job's own error, the others go on
+                outcomes.append(exc)
                 continue
-            current[entity_id] = new
-            at = self._now() if new is None else new.modified_at or ""
-            records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
-        for entity_id, final in current.items():
+            current.update(staged)
+            records += job_records
+            outcomes.append(results)
+        for (tenant, entity_id), final in current.items():
             if final is None:
                 await delete_entity_row(conn, tenant, entity_id)
-            elif final is not stored[entity_id]:
+            elif final is not stored[(tenant, entity_id)]:
                 await update_entity(conn, tenant, final)
         for record in records:
             await self._entity_changed(conn, record)
-        return results
+        return outcomes
 
     async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
         """Delete one entity and return what it was."""

@@ -23,6 +23,51 @@ CREATE TABLE IF NOT EXISTS burgo_schema (
 """
 
 
+# PostGIS that arrived after migration 0005 (the extension installed by an administrator, or
+# installable now): at every upgrade, if the geo index has no geometry column yet and PostGIS
+# is there or can be installed, the column, its index and burgo_shape are made as 0005 makes
+# them, and the geometries stored so far are filled in.
+_ADOPT_POSTGIS = """
+DO $body$
+BEGIN
+    IF to_regclass('entity_geo') IS NULL OR EXISTS (SELECT 1 FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = 'entity_geo'
+            AND column_name = 'shape') THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis') THEN
+        BEGIN
+            CREATE EXTENSION postgis;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN;
+        END;
+    END IF;
+    EXECUTE 'ALTER TABLE entity_geo ADD COLUMN shape geometry';
+    EXECUTE $fn$
+        CREATE OR REPLACE FUNCTION burgo_shape(geojson text) RETURNS geometry
+        LANGUAGE plpgsql IMMUTABLE AS $inner$
+        DECLARE
+            shape geometry;
+        BEGIN
+            shape := ST_GeomFromGeoJSON(geojson);
+            IF shape IS NULL OR NOT ST_IsValid(shape) THEN
+                RETURN NULL;
+            END IF;
+            RETURN shape;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN NULL;
+        END
+        $inner$
+    $fn$;
+    EXECUTE 'UPDATE entity_geo SET shape = burgo_shape(geometry::text)';
+    EXECUTE 'CREATE INDEX entity_geo_shape ON entity_geo USING gist (shape)';
+    RAISE NOTICE 'PostGIS found: geo-queries now use it';
+END
+$body$
+"""
+_GEO_INDEX_VERSION = 5  # the migration that made the geo index
+
+
 def available_migrations() -> list[Migration]:
     """The migrations shipped with this version of Burgo, in order."""
     return shipped_migrations("burgo.store.postgres.schema")
@@ -64,4 +109,7 @@ async def migrate(
                 (step.version, step.name),
             )
             applied.append(step.version)
-    return max(current, *applied) if applied else current, applied
+        version = max([current, *applied])
+        if version >= _GEO_INDEX_VERSION:
+            await conn.execute(_ADOPT_POSTGIS)
+    return version, applied

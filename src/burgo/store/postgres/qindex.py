@@ -28,7 +28,7 @@ from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
 from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import Connection, PostgresCore, defer, text_array
 
 AttrRow = tuple[str, str, str, str, float | None, str | None]
 GeoRow = tuple[str, str, str, str, str, float | None, float | None]
@@ -107,6 +107,18 @@ def geo_rows(tenant: str, entity: Entity | None) -> list[GeoRow]:
     return rows
 
 
+def _geo_instances(entity: Entity | None) -> list[tuple[str, Attribute]]:
+    """An entity's GeoProperty instances, by attribute name."""
+    if entity is None:
+        return []
+    return [
+        (name, instance)
+        for name, instances in entity.attrs.items()
+        for instance in instances
+        if instance.kind == AttrKind.GEO_PROPERTY
+    ]
+
+
 class PostgresQIndex(PostgresCore):
     """Keeps the query indexes in step with the entities, in each write's transaction."""
 
@@ -147,17 +159,15 @@ class PostgresQIndex(PostgresCore):
             record.after,
         )
         rows: list[AttrRow] = []
+        stale: list[str] | None = None  # None: every attribute of the entity
         if before is None or after is None:
-            if after is None:
-                await conn.execute(
-                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s",
-                    (tenant, entity_id),
-                )
             if after is not None:
                 for name, instances in after.attrs.items():
                     rows.extend(attribute_rows(tenant, entity_id, name, instances))
+            if before is None:
+                stale = []
         else:
-            stale: list[str] = []
+            stale = []
             for name in dict.fromkeys([*before.attrs, *after.attrs]):
                 old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
                 if old == new:
@@ -166,15 +176,11 @@ class PostgresQIndex(PostgresCore):
                 if new_rows != attribute_rows(tenant, entity_id, name, old):
                     stale.append(name)
                     rows.extend(new_rows)
-            if stale:
-                await conn.execute(
-                    "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = %s "
-                    "AND attr = ANY(%s)",
-                    (tenant, entity_id, stale),
-                )
-        await _insert_values(conn, rows)
+        await _replace_values(conn, tenant, entity_id, stale, rows)
 
     async def _index_geometry(self, conn: Connection, record: EntityChangeRecord) -> None:
+        if _geo_instances(record.before) == _geo_instances(record.after):
+            return
         after = geo_rows(record.tenant, record.after)
         if record.before is not None:
             if geo_rows(record.tenant, record.before) == after:
@@ -298,12 +304,29 @@ async def fold_type_counts(conn: Connection) -> None:
     await conn.execute("DELETE FROM entity_type_counts WHERE slot = 0 AND n = 0")
 
 
-async def _insert_values(conn: Connection, rows: list[AttrRow]) -> None:
-    if not rows:
+# burgo_replace_values (migration 0007): planned once per connection, where the statement was
+# planned at each write. The rows come as one JSON array of [attribute, kind, number, text]:
+# binding one text costs Burgo less than four arrays.
+_REPLACE_VALUES = "SELECT burgo_replace_values(%s, %s, %s, %s::text[], %s::json)"
+
+
+def _number_json(value: float | None) -> float | str | None:
+    """A number as JSON holds it for ``(r->>2)::float8``: infinities as text."""
+    if value is None or math.isfinite(value):
+        return value
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+async def _replace_values(
+    conn: Connection, tenant: str, entity_id: str, stale: list[str] | None, rows: list[AttrRow]
+) -> None:
+    """Delete an entity's value rows of the ``stale`` attributes (None: of all of them) and
+    insert ``rows`` of that entity, in one statement."""
+    if not rows and stale == []:
         return
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+    rows_json = orjson.dumps([(r[2], r[3], _number_json(r[4]), r[5]) for r in rows]).decode()
+    await defer(
+        conn,
+        _REPLACE_VALUES,
+        (tenant, entity_id, stale is None, text_array(stale or []), rows_json),
+    )

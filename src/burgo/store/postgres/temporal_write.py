@@ -26,7 +26,7 @@ from burgo.store.history_rows import (
     changed_instances,
     history_doc,
 )
-from burgo.store.postgres.core import Connection
+from burgo.store.postgres.core import Connection, defer
 
 # A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
 Row = tuple[int, bool, float | None, int | None, str | None, int | None]
@@ -42,39 +42,6 @@ SeriesKey = tuple[str, str, str]  # entity id, attribute, datasetId ('' for none
 ShapeIds = Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
 Months = Callable[[Iterable[int]], Awaitable[None]]
 
-# One statement (one round trip) per entity write: its rows, handed over as JSON, find their
-# series by key, go into history and their rollups, and mark series that stop being only numbers.
-# What it could not insert comes back: rows of series that do not exist yet ('new': created, then
-# recorded again) and rows whose series has one at that time already ('later': ``_INSERT_LATER``).
-# Nothing reads the partitioned table without its time, so the planner looks at one partition.
-_RECORD = (
-    "WITH r AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS u(entity_id text, attr text, "
-    "dataset_id text, mixed boolean, t bigint, whole boolean, num float8, shape integer, "
-    "doc text, rec bigint)), "
-    "f AS (SELECT s.id AS series, s.mixed AS was_mixed, r.* FROM r JOIN history_series s "
-    "ON s.tenant = %(tenant)s AND s.entity_id = r.entity_id AND s.attr = r.attr "
-    "AND s.dataset_id = r.dataset_id), "
-    "remixed AS (UPDATE history_series SET mixed = true WHERE tenant = %(tenant)s "
-    "AND id IN (SELECT series FROM f WHERE mixed AND NOT was_mixed)), "
-    "added AS (INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
-    "SELECT %(tenant)s, series, t, 0, whole, num, shape, doc, rec FROM f "
-    "ON CONFLICT DO NOTHING RETURNING series, t), "
-    "rolled AS (INSERT INTO history_rollups AS x "
-    "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
-    "SELECT %(tenant)s, f.series, g.grain, f.t - ((f.t %% g.grain) + g.grain) %% g.grain, "
-    "count(*), sum(f.num), min(f.num), max(f.num), sum(f.num * f.num), bool_and(f.whole) "
-    "FROM f CROSS JOIN (VALUES (3600000), (86400000)) AS g(grain) WHERE f.num IS NOT NULL "
-    "GROUP BY 2, 3, 4 "
-    "ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET "
-    "n = x.n + excluded.n, total = x.total + excluded.total, low = least(x.low, excluded.low), "
-    "high = greatest(x.high, excluded.high), sumsq = x.sumsq + excluded.sumsq, "
-    "whole = x.whole AND excluded.whole) "
-    "SELECT 'new', r.entity_id, r.attr, r.dataset_id, NULL::bigint FROM r WHERE NOT EXISTS "
-    "(SELECT 1 FROM f WHERE f.entity_id = r.entity_id AND f.attr = r.attr "
-    "AND f.dataset_id = r.dataset_id) "
-    "UNION ALL SELECT 'later', f.entity_id, f.attr, f.dataset_id, f.series FROM f "
-    "WHERE NOT EXISTS (SELECT 1 FROM added a WHERE a.series = f.series AND a.t = f.t)"
-)
 _ADD_ROLLUPS = (
     "INSERT INTO history_rollups AS x "
     "(tenant, series, grain, bucket, n, total, low, high, sumsq, whole) "
@@ -85,12 +52,6 @@ _ADD_ROLLUPS = (
     "n = x.n + excluded.n, total = x.total + excluded.total, low = least(x.low, excluded.low), "
     "high = greatest(x.high, excluded.high), sumsq = x.sumsq + excluded.sumsq, "
     "whole = x.whole AND excluded.whole"
-)
-_INSERT_LATER = (
-    "INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec) "
-    "SELECT %(tenant)s, %(series)s, %(t)s, coalesce(max(seq) + 1, 0), "
-    "%(whole)s, %(num)s, %(shape)s, %(doc)s, %(rec)s "
-    "FROM history WHERE tenant = %(tenant)s AND series = %(series)s AND t = %(t)s"
 )
 _ROLLUP_FIELDS = ("series", "grain", "bucket", "n", "total", "low", "high", "sumsq", "whole")
 
@@ -335,29 +296,22 @@ async def record_rows(
     conn: Connection, tenant: str, items: Sequence[Encoded], shapes: ShapeIds, months: Months
 ) -> None:
     """Insert the instances of ``items`` and add them to the rollups, creating their series if
-    new (in the common case, one statement)."""
+    new: one call of ``burgo_record_history`` (migration 0007), whose result nobody waits for."""
     shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
     shape_ids = await shapes(shape_docs) if shape_docs else {}
     await months(e.t for e in items)
-    rows: dict[SeriesKey, dict[str, Any]] = {}
-    for item in items:
-        shape = shape_ids[item.shape] if isinstance(item.shape, str) else item.shape
-        rows[item.key] = {
+    rows = [
+        {
             "entity_id": item.key[0], "attr": item.key[1], "dataset_id": item.key[2],
-            "mixed": item.mixed, "t": item.t, "whole": item.whole, "num": item.num,
-            "shape": shape, "doc": item.doc, "rec": item.rec,
-        }  # fmt: skip
-    params = {"tenant": tenant, "rows": orjson.dumps(list(rows.values())).decode()}
-    cursor = await conn.execute(_RECORD, params)
-    left = await cursor.fetchall()
-    new = [e for e in items if ("new", *e.key, None) in left]
-    if new:
-        await series_ids(conn, tenant, new)
-        await record_rows(conn, tenant, new, shapes, months)
-    for _, *key, series in left:
-        if series is not None:
-            row = rows[(key[0], key[1], key[2])]
-            await conn.execute(_INSERT_LATER, {"tenant": tenant, "series": series, **row})
+            "kind": item.kind, "mixed": item.mixed, "t": item.t, "whole": item.whole,
+            "num": item.num, "doc": item.doc, "rec": item.rec,
+            "shape": shape_ids[item.shape] if isinstance(item.shape, str) else item.shape,
+        }
+        for item in items
+    ]  # fmt: skip
+    await defer(
+        conn, "SELECT burgo_record_history(%s, %s::json)", (tenant, orjson.dumps(rows).decode())
+    )
 
 
 async def record_change(
