@@ -18,21 +18,29 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from burgo.ingest.service import DeviceService
-from burgo.ngsild.errors import InternalError, NgsiLdError, ServiceUnavailable
+from burgo.ingest.service import DeviceService, Publication
+from burgo.ngsild.errors import InternalError, ServiceUnavailable
 from burgo.store.base import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import SocketLike
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "burgo/{tenant}/{device}/attrs"
 DEFAULT_TENANT_SEGMENT = "default"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
+MAX_BATCH = 1000  # messages stored in one store job at most
+READ_SIZE = 1 << 16
+STOP_TIMEOUT = 10.0  # seconds a stopping listener waits for the batch in hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +82,56 @@ class TopicLayout:
         return (tenant, device) if device else None
 
 
+class _BufferedSocket:
+    """The broker connection as paho reads it: one ``recv`` of up to 64 KiB serves many packets.
+
+    paho reads each packet in three ``recv`` calls (its type, its length, its body), and aiomqtt
+    runs paho's reader once each time the socket turns readable: a turn of the event loop and
+    three system calls per message. aiomqtt keeps running the reader while the socket reports
+    ``pending()`` bytes (as an SSL socket does); this buffer reports what it holds.
+    """
+
+    def __init__(self, sock: SocketLike) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes, from the buffer while it holds any."""
+        if self._pos >= len(self._data):
+            data = self._sock.recv(max(size, READ_SIZE))
+            if len(data) <= size:
+                return data
+            self._data, self._pos = data, 0
+        end = self._pos + size
+        chunk = self._data[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def pending(self) -> int:
+        """Bytes read from the socket and not yet taken."""
+        return max(len(self._data) - self._pos, 0)
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        return self._sock.send(buffer)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+
 class MqttListener:
-    """Takes device readings from an MQTT broker into the device service."""
+    """Takes device readings from an MQTT broker into the device service.
+
+    Messages are taken in batches: what arrived while the previous batch was being stored goes
+    to the store as one job, and each message is acknowledged (QoS 1 PUBACK) once that job has
+    committed it, or refused it for good (a bad payload, counted in the device's errors).
+    """
 
     def __init__(
         self,
@@ -84,7 +140,8 @@ class MqttListener:
         *,
         topic: str = DEFAULT_TOPIC,
         shared_group: str | None = "burgo",
-        max_in_flight: int = 256,
+        max_in_flight: int = 1000,
+        batch_size: int = MAX_BATCH,
         reconnect_delay: float = 1.0,
     ) -> None:
         parts = urlsplit(url)
@@ -101,30 +158,40 @@ class MqttListener:
         )
         self.identifier = f"burgo-{os.uname().nodename}-{os.getpid()}"
         self.reconnect_delay = reconnect_delay
+        self.max_in_flight = max_in_flight
+        self.batch_size = batch_size
         self.subscribed = asyncio.Event()
         self.connections = 0
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self.batches = 0
+        self._stopping = False
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Connect and subscribe in the background (retrying until the broker answers)."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="burgo-mqtt-listener")
 
     async def stop(self) -> None:
-        """Finish the messages in hand, then disconnect."""
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._task is not None:
+        """Finish the batch in hand (stored and acknowledged), then disconnect."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=STOP_TIMEOUT)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     def _client(self) -> aiomqtt.Client:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = 300
-        client = aiomqtt.Client(
+        # The broker sends at most this many messages before their acknowledgements.
+        properties.ReceiveMaximum = self.max_in_flight
+        return aiomqtt.Client(
             self.host,
             self.port,
             username=self.username,
@@ -134,18 +201,17 @@ class MqttListener:
             clean_start=False,
             properties=properties,
         )
-        # aiomqtt does not expose paho's manual acknowledgement; without it a message would be
-        # acknowledged on arrival and lost if Burgo stopped before storing it.
-        client._client.manual_ack_set(True)
-        return client
 
     async def _run(self) -> None:
         delay = self.reconnect_delay
         outage = False
-        while True:
+        while not self._stopping:
             try:
                 client = self._client()
+                inbox: list[mqtt.MQTTMessage] = []
+                self._attach(client, inbox)
                 async with client:
+                    _buffer_reads(client)
                     await client.subscribe(self.subscription, qos=1)
                     self.connections += 1
                     self.subscribed.set()
@@ -153,11 +219,8 @@ class MqttListener:
                         "MQTT: subscribed to %s on %s:%d", self.subscription, self.host, self.port
                     )
                     outage, delay = False, self.reconnect_delay
-                    async for message in client.messages:
-                        await self._slots.acquire()
-                        task = asyncio.create_task(self._handle(client, message))
-                        self._handlers.add(task)
-                        task.add_done_callback(self._handlers.discard)
+                    await self._take_batches(client, inbox)
+                    return
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 if not outage:
@@ -168,28 +231,84 @@ class MqttListener:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        try:
-            acknowledge = await self._take(message)
-            if acknowledge:
-                client._client.ack(message.mid, message.qos)
-        finally:
-            self._slots.release()
+    def _attach(self, client: aiomqtt.Client, inbox: list[mqtt.MQTTMessage]) -> None:
+        """Have paho hand the device topics' messages straight to ``inbox``, acknowledged
+        only when Burgo says so."""
+        wakeup = self._wakeup = asyncio.Event()
 
-    async def _take(self, message: aiomqtt.Message) -> bool:
-        """Store one message; whether to acknowledge it (not when storage failed)."""
-        where = self.layout.parse(message.topic.value)
-        if where is None:
-            return True
-        payload = (
-            message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        )
+        def arrived(_client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            inbox.append(message)
+            wakeup.set()
+
+        # aiomqtt exposes neither paho's manual acknowledgement (without it a message would be
+        # acknowledged on arrival and lost if Burgo stopped before storing it) nor its
+        # per-topic callbacks, which skip aiomqtt's per-message wrapping and queue.
+        paho = client._client
+        paho.manual_ack_set(True)
+        paho.message_callback_add(self.layout.filter, arrived)
+
+    async def _take_batches(self, client: aiomqtt.Client, inbox: list[mqtt.MQTTMessage]) -> None:
+        """Store what arrives, batch by batch, until the connection drops (MqttError) or the
+        listener stops."""
+        paho = client._client
+        # Any message outside the device topics lands in aiomqtt's queue: it is acknowledged
+        # and dropped. Waiting on that queue also reports a lost connection.
+        other = asyncio.ensure_future(anext(client.messages))
         try:
-            await self.service.mqtt_message(where[0], where[1], payload)
-        except (InternalError, ServiceUnavailable) as exc:
-            log.error("MQTT: could not store a message of %s: %s", where[1], exc.detail)
-            return False
-        except NgsiLdError as exc:
-            # Counted in the device's error statistics; a bad message is not retried.
-            log.debug("MQTT: refused a message of %s: %s", where[1], exc.detail)
-        return True
+            while not self._stopping:
+                if not inbox:
+                    woken = asyncio.ensure_future(self._wakeup.wait())
+                    await asyncio.wait((other, woken), return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    self._wakeup.clear()
+                if other.done():
+                    message = other.result()  # MqttError when the connection was lost
+                    paho.ack(message.mid, message.qos)
+                    other = asyncio.ensure_future(anext(client.messages))
+                if inbox and not self._stopping:
+                    batch = inbox[: self.batch_size]
+                    del inbox[: self.batch_size]
+                    for stored in await self._store(batch):
+                        paho.ack(stored.mid, stored.qos)
+        finally:
+            other.cancel()
+
+    async def _store(self, batch: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
+        """Store a batch; the messages to acknowledge (not those whose storage failed)."""
+        self.batches += 1
+        taken: list[mqtt.MQTTMessage] = []
+        publications: list[Publication] = []
+        acknowledge: list[mqtt.MQTTMessage] = []
+        for message in batch:
+            try:
+                where = self.layout.parse(message.topic)
+            except UnicodeDecodeError:
+                where = None
+            if where is None:
+                acknowledge.append(message)
+            else:
+                taken.append(message)
+                publications.append(Publication(where[0], where[1], message.payload))
+        try:
+            errors = await self.service.mqtt_messages(publications)
+        except Exception:  # nothing is acknowledged: the broker delivers them again
+            log.exception("MQTT: could not store a batch of %d messages", len(publications))
+            return acknowledge
+        for message, publication, error in zip(taken, publications, errors, strict=True):
+            if isinstance(error, InternalError | ServiceUnavailable):
+                log.error(
+                    "MQTT: could not store a message of %s: %s", publication.device_id, error.detail
+                )
+                continue
+            if error is not None:
+                # Counted in the device's error statistics; a bad message is not retried.
+                log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
+            acknowledge.append(message)
+        return acknowledge
+
+
+def _buffer_reads(client: aiomqtt.Client) -> None:
+    """Have paho read the connection through a buffer (see _BufferedSocket)."""
+    paho = client._client
+    if paho._sock is not None:
+        paho._sock = _BufferedSocket(paho._sock)
