@@ -17,8 +17,9 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from burgo.ingest.mqtt_client import MqttConnection, MqttError
@@ -76,6 +77,13 @@ class TopicLayout:
         return (tenant, device) if device else None
 
 
+class _Stored(NamedTuple):
+    """What became of a batch: the QoS 1 packets to acknowledge, and how many failed."""
+
+    packet_ids: list[int]
+    failed: int
+
+
 class MqttListener:
     """Takes device readings from an MQTT broker into the device service.
 
@@ -108,7 +116,11 @@ class MqttListener:
         self.subscription = (
             f"$share/{shared_group}/{self.layout.filter}" if shared_group else self.layout.filter
         )
-        self.identifier = identifier or f"burgo-{os.uname().nodename}-{os.getpid()}"
+        # Unique to this listener (two apps in one process must not take each other's session);
+        # kept across its reconnections, so the broker resumes the session.
+        self.identifier = identifier or (
+            f"burgo-{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        )
         self.reconnect_delay = reconnect_delay
         self.max_in_flight = max_in_flight
         self.batch_size = batch_size
@@ -174,16 +186,25 @@ class MqttListener:
     async def _take_batches(self, conn: MqttConnection) -> None:
         """Store what arrives, batch by batch, until the connection is lost (MqttError) or the
         listener stops. While one batch is written the next is parsed; what arrives meanwhile
-        waits for the batch after."""
+        waits for the batch after. When messages could not be stored, the batches in hand are
+        finished and MqttError asks for a new connection: the resumed session gets the
+        unacknowledged messages again."""
         stopping = asyncio.ensure_future(self._stop.wait())
         receiving: asyncio.Future[list[Publish]] | None = None
-        storing: set[asyncio.Task[list[int]]] = set()
+        storing: set[asyncio.Task[_Stored]] = set()
+        failed = 0
         try:
             while True:
-                if self._stop.is_set():
-                    for packet_ids in await asyncio.gather(*storing):
-                        conn.acknowledge(packet_ids)
+                if self._stop.is_set() or failed:
+                    for stored in await asyncio.gather(*storing):
+                        conn.acknowledge(stored.packet_ids)
+                        failed += stored.failed
                     storing.clear()
+                    if failed:
+                        raise MqttError(
+                            f"{failed} messages could not be stored; reconnecting so that the "
+                            "broker delivers them again"
+                        )
                     return
                 if receiving is None and len(storing) < BATCHES_IN_FLIGHT:
                     receiving = asyncio.ensure_future(conn.receive(self.batch_size))
@@ -193,7 +214,8 @@ class MqttListener:
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in [t for t in storing if t.done()]:
                     storing.discard(task)
-                    conn.acknowledge(task.result())
+                    conn.acknowledge(task.result().packet_ids)
+                    failed += task.result().failed
                 if receiving is not None and receiving.done():
                     batch = receiving.result()  # MqttError once the connection is lost
                     receiving = None
@@ -206,7 +228,7 @@ class MqttListener:
             # acknowledged, come again to the resumed session.
             await asyncio.gather(*storing, return_exceptions=True)
 
-    async def _store(self, batch: list[Publish]) -> list[int]:
+    async def _store(self, batch: list[Publish]) -> _Stored:
         """Store a batch; the packet ids to acknowledge (not those whose storage failed)."""
         self.batches += 1
         taken: list[Publish] = []
@@ -219,15 +241,20 @@ class MqttListener:
             else:
                 taken.append(message)
                 publications.append(Publication(where[0], where[1], message.payload))
-        errors = await self.service.mqtt_messages(publications)
+        try:
+            errors = await self.service.mqtt_messages(publications)
+        except Exception:  # nothing stored is acknowledged: the broker delivers them again
+            log.exception("MQTT: could not store a batch of %d messages", len(publications))
+            return _Stored([packet_id for packet_id in acknowledge if packet_id], len(taken))
+        failed = 0
         for message, publication, error in zip(taken, publications, errors, strict=True):
             if isinstance(error, InternalError | ServiceUnavailable):
-                log.error(
-                    "MQTT: could not store a message of %s: %s", publication.device_id, error.detail
-                )
+                if not failed:
+                    log.error("MQTT: could not store messages: %s", error.detail)
+                failed += 1
                 continue
             if error is not None:
                 # Counted in the device's error statistics; a bad message is not retried.
                 log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
             acknowledge.append(message.packet_id)
-        return [packet_id for packet_id in acknowledge if packet_id]
+        return _Stored([packet_id for packet_id in acknowledge if packet_id], failed)

@@ -122,6 +122,8 @@ def _decode_publish(flags: int, body: bytes) -> Publish:
     topic = body[2:pos].decode("utf-8", "replace")
     packet_id = 0
     if qos:
+        if pos + 2 > len(body):
+            raise ProtocolError("a truncated PUBLISH")
         (packet_id,) = struct.unpack_from("!H", body, pos)
         pos += 2
     properties, pos = _variable_int(body, pos)

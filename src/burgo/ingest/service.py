@@ -348,7 +348,14 @@ class DeviceService:
             taken.append((n, device, readings, message))
         if not taken:
             return errors
-        outcomes = await self.store.ingest_device_messages([t[3] for t in taken])
+        try:
+            outcomes: Sequence[
+                devices.ReportOutcome | Exception
+            ] = await self.store.ingest_device_messages([t[3] for t in taken])
+        except NgsiLdError as exc:  # the whole job failed (the database busy or broken)
+            for n, *_ in taken:
+                errors[n] = exc
+            return errors
         for (n, device, readings, message), outcome in zip(taken, outcomes, strict=True):
             try:
                 await self._settle(device, readings, message, outcome, "mqtt")
