@@ -102,7 +102,6 @@ class MqttListener:
         max_in_flight: int = 1000,
         batch_size: int = MAX_BATCH,
         reconnect_delay: float = 1.0,
-        identifier: str | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
@@ -118,9 +117,7 @@ class MqttListener:
         )
         # Unique to this listener (two apps in one process must not take each other's session);
         # kept across its reconnections, so the broker resumes the session.
-        self.identifier = identifier or (
-            f"burgo-{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
-        )
+        self.identifier = f"burgo-{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         self.reconnect_delay = reconnect_delay
         self.max_in_flight = max_in_flight
         self.batch_size = batch_size

@@ -337,11 +337,28 @@ class DeviceService:
         now = self.now()
         errors: list[NgsiLdError | None] = [None] * len(messages)
         taken: list[tuple[int, Device, list[Reading], DeviceMessage]] = []
+        found: dict[tuple[str, str], Device] = {}  # each device looked up once a batch
         for n, (tenant, device_id, payload) in enumerate(messages):
+            device = found.get((tenant, device_id))
             try:
-                device = await self.device(tenant, device_id, "mqtt")
-                readings = await self._mqtt_readings(device, payload, now)
+                if device is None:
+                    device = found[(tenant, device_id)] = await self.device(
+                        tenant, device_id, "mqtt"
+                    )
             except NgsiLdError as exc:
+                errors[n] = exc
+                continue
+            try:
+                body = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                await self._reject(device, f"payload is not JSON: {exc}", "mqtt")
+                errors[n] = BadRequestData(f"MQTT payload of {device_id} is not JSON: {exc}")
+                continue
+            try:
+                readings = parse_readings(body, now)
+                check_mapped(device, readings)
+            except BadRequestData as exc:
+                await self._reject(device, exc.detail, "mqtt")
                 errors[n] = exc
                 continue
             message = _device_message(device, readings, _report(readings, now), None)
@@ -362,16 +379,6 @@ class DeviceService:
             except NgsiLdError as exc:
                 errors[n] = exc
         return errors
-
-    async def _mqtt_readings(
-        self, device: Device, payload: bytes | bytearray, now: str
-    ) -> list[Reading]:
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            await self._reject(device, f"payload is not JSON: {exc}", "mqtt")
-            raise BadRequestData(f"MQTT payload of {device.id} is not JSON: {exc}") from exc
-        return await self._readings(device, body, now, "mqtt")
 
     async def _readings(self, device: Device, body: Any, now: str, source: str) -> list[Reading]:
         """The device's readings in a JSON body, validated in full (else counted and refused)."""
