@@ -1,8 +1,8 @@
 """Ingestion benchmark: HTTP measurement batches, The Things Stack uplinks and MQTT, end to end.
 
 Starts a private Mosquitto and ``burgo serve`` (TTS webhook and MQTT ingestion on), registers
-devices through the device API, then drives it with wrk (needs ``apt-get install wrk``) and an
-MQTT publisher (paho, QoS 1)::
+devices through the device API, then drives it with wrk (needs ``apt-get install wrk``) and a
+lean MQTT publisher (``mqtt_publish.py``, QoS 1)::
 
     .venv/bin/python bench/bench_ingest.py                  # FULL, 15 s per load
     .venv/bin/python bench/bench_ingest.py --modes FULL NORMAL --repeat 2 --loads http mqtt
@@ -15,8 +15,10 @@ before the runs as on a server that has been up for a while. Loads:
   both take it);
 - ``tts``: ``POST /api/v1/lorawan/tts`` with one uplink a request (a distinct ``as:up`` id each);
 - ``mqtt``: ``rate * duration`` messages (one reading of 4 values each, spread over the devices'
-  ``burgo/default/{device}/attrs`` topics) published with QoS 1 as fast as the publisher goes;
-  timed from the first publish until the server has stored the last one.
+  ``burgo/default/{device}/attrs`` topics) published with QoS 1 at ``--mqtt-rate`` a second
+  (``--mqtt-window`` unacknowledged at most); timed from the first publish until the server has
+  stored the last one. Every message the broker acknowledged must be stored exactly once: the
+  server's counters and the devices' stored status must both count each one.
 
 Every run is checked against the server's own counters: every answer 202, and every measurement,
 uplink and message written (``burgo_device_measurements_total``,
