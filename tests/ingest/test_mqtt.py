@@ -214,6 +214,30 @@ def test_messages_the_database_could_not_take_come_again(
         assert room["co2"]["value"] == 502
 
 
+def test_a_stopped_worker_leaves_no_session_to_take_a_share(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    flags = {"mqtt_url": mqtt_broker.url, "mqtt_shared_group": "restarts"}
+    first = device_app(tmp_path / "first", **flags)
+    client, _ = next(first)
+    wait_for(listener(client).subscribed.is_set, "the first worker's subscription")
+    next(first, None)  # stopped, as by Ctrl+C or SIGTERM
+    apps = device_app(tmp_path / "second", **flags)
+    client, _ = next(apps)
+    try:
+        wait_for(listener(client).subscribed.is_set, "the second worker's subscription")
+        register(client, {"id": "s-1", "profile": "classroom", "protocol": "mqtt"})
+        readings = [
+            ("burgo/default/s-1/attrs", {"co2": n, "observedAt": f"2024-05-01T11:00:{n:02d}Z"})
+            for n in range(20)
+        ]
+        publish(mqtt_broker, readings)
+        # Every one reaches the running worker: none went to the stopped one's session.
+        wait_for(lambda: status(client, "s-1")["messages"] == 20, "the 20 readings")
+    finally:
+        next(apps, None)
+
+
 def test_the_listener_reconnects_and_resubscribes_after_a_broker_restart(tmp_path: Path) -> None:
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()

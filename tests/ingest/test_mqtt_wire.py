@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from burgo.ingest.mqtt_wire import (
+    END_SESSION_PACKET,
     PINGRESP,
     SUBACK,
     PacketDecoder,
@@ -23,6 +24,7 @@ from burgo.ingest.mqtt_wire import (
     remaining_length,
     suback_reasons,
     subscribe_packet,
+    unsubscribe_packet,
 )
 
 topics = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
@@ -85,3 +87,6 @@ def test_what_the_listener_sends() -> None:
     assert b"\x11\x00\x00\x01\x2c" in connect and b"\x21\x03\xe8" in connect
     assert subscribe_packet(7, "$share/g/a/+") == b"\x82\x12\x00\x07\x00\x00\x0c$share/g/a/+\x01"
     assert pubacks([1, 258]) == b"\x40\x02\x00\x01\x40\x02\x01\x02"
+    assert unsubscribe_packet(8, "a/+") == b"\xa2\x08\x00\x08\x00\x00\x03a/+"
+    # A normal DISCONNECT whose Session Expiry Interval (0x11) of 0 ends the session.
+    assert END_SESSION_PACKET == b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"

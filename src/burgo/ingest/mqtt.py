@@ -35,7 +35,8 @@ DEFAULT_TENANT_SEGMENT = "default"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
 MAX_BATCH = 1000  # messages stored in one store job at most
 BATCHES_IN_FLIGHT = 2  # one being written, the next being parsed
-STOP_TIMEOUT = 10.0  # seconds a stopping listener waits for the batch in hand
+STOP_TIMEOUT = 10.0  # seconds a stopping listener waits for the batches in hand
+DRAIN_QUIET = 0.2  # seconds without a message after which a stopping listener is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +168,16 @@ class MqttListener:
                     )
                     outage, delay = False, self.reconnect_delay
                     await self._take_batches(conn)
-                finally:
+                except BaseException:
+                    # Kept by the broker: what was not acknowledged comes again on reconnection.
                     self.subscribed.clear()
                     await conn.close()
+                    raise
+                # Stopped with every message received stored and acknowledged: the session
+                # ends, so the broker hands this process's share to the others at once.
+                self.subscribed.clear()
+                await conn.close(end_session=True)
+                return
             except MqttError as exc:
                 if not outage:
                     log.warning(
@@ -185,30 +193,41 @@ class MqttListener:
         listener stops. While one batch is written the next is parsed; what arrives meanwhile
         waits for the batch after. When messages could not be stored, the batches in hand are
         finished and MqttError asks for a new connection: the resumed session gets the
-        unacknowledged messages again."""
+        unacknowledged messages again. Stopping unsubscribes, then stores and acknowledges what
+        still arrives, and returns once nothing has come for a moment."""
         stopping = asyncio.ensure_future(self._stop.wait())
         receiving: asyncio.Future[list[Publish]] | None = None
         storing: set[asyncio.Task[_Stored]] = set()
-        failed = 0
+        failed, draining = 0, False
         try:
             while True:
-                if self._stop.is_set() or failed:
+                if failed:
                     for stored in await asyncio.gather(*storing):
                         conn.acknowledge(stored.packet_ids)
                         failed += stored.failed
                     storing.clear()
-                    if failed:
-                        raise MqttError(
-                            f"{failed} messages could not be stored; reconnecting so that the "
-                            "broker delivers them again"
-                        )
-                    return
+                    raise MqttError(
+                        f"{failed} messages could not be stored; reconnecting so that the "
+                        "broker delivers them again"
+                    )
+                if self._stop.is_set() and not draining:
+                    draining = True
+                    with contextlib.suppress(MqttError):
+                        await conn.unsubscribe(self.subscription)
                 if receiving is None and len(storing) < BATCHES_IN_FLIGHT:
                     receiving = asyncio.ensure_future(conn.receive(self.batch_size))
-                waiting: set[asyncio.Future[Any]] = {stopping, *storing}
+                waiting: set[asyncio.Future[Any]] = set(storing)
                 if receiving is not None:
                     waiting.add(receiving)
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if not draining:
+                    waiting.add(stopping)
+                done, _ = await asyncio.wait(
+                    waiting,
+                    timeout=DRAIN_QUIET if draining else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if draining and not done and not storing:
+                    return
                 for task in [t for t in storing if t.done()]:
                     storing.discard(task)
                     conn.acknowledge(task.result().packet_ids)

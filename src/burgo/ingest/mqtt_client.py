@@ -23,9 +23,11 @@ from burgo.ingest.mqtt_wire import (
     CONNACK,
     DISCONNECT,
     DISCONNECT_PACKET,
+    END_SESSION_PACKET,
     PINGREQ_PACKET,
     PINGRESP,
     SUBACK,
+    UNSUBACK,
     PacketDecoder,
     ProtocolError,
     Publish,
@@ -35,6 +37,7 @@ from burgo.ingest.mqtt_wire import (
     pubacks,
     suback_reasons,
     subscribe_packet,
+    unsubscribe_packet,
 )
 
 
@@ -107,6 +110,12 @@ class MqttConnection(asyncio.Protocol):
             code = f"{reasons[0]:#04x}" if reasons else "none"
             raise MqttError(f"the broker refused the subscription to {topic_filter} ({code})")
 
+    async def unsubscribe(self, topic_filter: str, answer_within: float = 10.0) -> None:
+        """Unsubscribe from a filter: once the broker answers, it sends nothing new for it."""
+        self._next_id = self._next_id % 65535 + 1
+        self._send(unsubscribe_packet(self._next_id, topic_filter))
+        await self._reply(UNSUBACK, answer_within)
+
     async def receive(self, limit: int) -> list[Publish]:
         """The messages that arrived (``limit`` at most), once there is at least one;
         MqttError once the connection is lost."""
@@ -127,11 +136,11 @@ class MqttConnection(asyncio.Protocol):
         if packet_ids and self._lost is None:
             self._send(pubacks(packet_ids))
 
-    async def close(self) -> None:
+    async def close(self, *, end_session: bool = False) -> None:
         """Disconnect normally: the broker keeps the session (and what it has not had
-        acknowledged) for the session expiry."""
+        acknowledged) for the session expiry, or forgets it at once with ``end_session``."""
         if self._lost is None and self._transport is not None:
-            self._send(DISCONNECT_PACKET)
+            self._send(END_SESSION_PACKET if end_session else DISCONNECT_PACKET)
         self.abort()
 
     def abort(self) -> None:

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 0x82, 0x90, 0xA2, 0xB0
+PINGREQ, PINGRESP, DISCONNECT = 0xC0, 0xD0, 0xE0
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
+# DISCONNECT (normal) that also ends the session: Session Expiry Interval 0.
+END_SESSION_PACKET = b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
 _SESSION_EXPIRY, _RECEIVE_MAXIMUM = 0x11, 0x21
 _MAX_REMAINING = 268_435_455
 
@@ -83,6 +86,12 @@ def subscribe_packet(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
     """SUBSCRIBE to one filter (shared subscriptions are filters too)."""
     body = struct.pack("!HB", packet_id, 0) + _string(topic_filter) + bytes([qos])
     return bytes([SUBSCRIBE]) + remaining_length(len(body)) + body
+
+
+def unsubscribe_packet(packet_id: int, topic_filter: str) -> bytes:
+    """UNSUBSCRIBE from one filter."""
+    body = struct.pack("!HB", packet_id, 0) + _string(topic_filter)
+    return bytes([UNSUBSCRIBE]) + remaining_length(len(body)) + body
 
 
 def publish_packet(topic: str, payload: bytes, packet_id: int = 0) -> bytes:
