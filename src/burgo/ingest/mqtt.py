@@ -2,9 +2,11 @@
 
 Topics follow a configurable layout, by default ``burgo/{tenant}/{device}/attrs`` (the tenant
 segment ``default`` is the default tenant). Payloads are the JSON readings of the HTTP API.
-Messages arrive with QoS 1 and are acknowledged only once stored, so the broker redelivers what
-a crash interrupted. With a shared-subscription group (MQTT 5 ``$share/{group}/...``) several
-Burgo workers split the load. A lost connection is retried with back-off and resubscribed.
+Messages arrive with QoS 1, in batches, and are acknowledged only once stored: what was not
+acknowledged comes again when the session is resumed (after a lost connection, or a storage
+failure, which makes the listener reconnect). With a shared-subscription group (MQTT 5
+``$share/{group}/...``) several Burgo workers split the load. A lost connection is retried with
+back-off and resubscribed; a stopping worker unsubscribes, finishes and ends its session.
 
 >>> TopicLayout("burgo/{tenant}/{device}/attrs").parse("burgo/fundao/aq-1/attrs")
 ('fundao', 'aq-1')
@@ -124,7 +126,6 @@ class MqttListener:
         self.batch_size = batch_size
         self.subscribed = asyncio.Event()
         self.connections = 0
-        self.batches = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -134,7 +135,7 @@ class MqttListener:
         self._task = asyncio.create_task(self._run(), name="burgo-mqtt-listener")
 
     async def stop(self) -> None:
-        """Finish the batches in hand (stored and acknowledged), then disconnect."""
+        """Unsubscribe, store and acknowledge what still arrives, then end the session."""
         if self._task is None:
             return
         self._stop.set()
@@ -246,7 +247,6 @@ class MqttListener:
 
     async def _store(self, batch: list[Publish]) -> _Stored:
         """Store a batch; the packet ids to acknowledge (not those whose storage failed)."""
-        self.batches += 1
         taken: list[Publish] = []
         publications: list[Publication] = []
         acknowledge: list[int] = []
