@@ -1,8 +1,8 @@
 """Ingestion benchmark: HTTP measurement batches, The Things Stack uplinks and MQTT, end to end.
 
 Starts a private Mosquitto and ``burgo serve`` (TTS webhook and MQTT ingestion on), registers
-devices through the device API, then drives it with wrk (needs ``apt-get install wrk``) and an
-MQTT publisher (paho, QoS 1)::
+devices through the device API, then drives it with wrk (needs ``apt-get install wrk``) and a
+lean MQTT publisher (``mqtt_publish.py``, QoS 1)::
 
     .venv/bin/python bench/bench_ingest.py                  # FULL, 15 s per load
     .venv/bin/python bench/bench_ingest.py --modes FULL NORMAL --repeat 2 --loads http mqtt
@@ -15,8 +15,10 @@ before the runs as on a server that has been up for a while. Loads:
   both take it);
 - ``tts``: ``POST /api/v1/lorawan/tts`` with one uplink a request (a distinct ``as:up`` id each);
 - ``mqtt``: ``rate * duration`` messages (one reading of 4 values each, spread over the devices'
-  ``burgo/default/{device}/attrs`` topics) published with QoS 1 as fast as the publisher goes;
-  timed from the first publish until the server has stored the last one.
+  ``burgo/default/{device}/attrs`` topics) published with QoS 1 at ``--mqtt-rate`` a second
+  (``--mqtt-window`` unacknowledged at most); timed from the first publish until the server has
+  stored the last one. Every message the broker acknowledged must be stored exactly once: the
+  server's counters and the devices' stored status must both count each one.
 
 Every run is checked against the server's own counters: every answer 202, and every measurement,
 uplink and message written (``burgo_device_measurements_total``,
@@ -36,7 +38,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ from bench_entities import (
     status_counts,
     wait_until_ready,
 )
+from mqtt_publish import packet_id, publish, publish_packet
 
 SECRET = "bench-secret"
 READINGS_PER_REQUEST = 25
@@ -286,46 +288,31 @@ def mqtt_payload(n: int) -> tuple[str, bytes]:
     return f"burgo/default/{device}/attrs", orjson.dumps(body)
 
 
-def publish(mqtt_port: int, count: int, first: int) -> float:
-    """Publish ``count`` messages with QoS 1 (1,000 unacknowledged at most); the seconds until
-    the broker acknowledged them all."""
-    import paho.mqtt.client as paho  # only the MQTT load needs it
-
-    acked = 0
-    done = threading.Event()
-
-    def on_publish(*_: object) -> None:
-        nonlocal acked
-        acked += 1
-        if acked == count:
-            done.set()
-
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.on_publish = on_publish
-    client.connect(HOST, mqtt_port)
-    client.loop_start()
-    started = time.monotonic()
-    try:
-        for n in range(first, first + count):
-            topic, payload = mqtt_payload(n)
-            client.publish(topic, payload, qos=1)
-        if not done.wait(timeout=300):
-            sys.exit(f"bench: the broker acknowledged {acked} of {count} messages")
-        return time.monotonic() - started
-    finally:
-        client.loop_stop()
-        client.disconnect()
+def stored_messages(port: int) -> int:
+    """Messages counted in the devices' stored status (the database, not the process's
+    counters)."""
+    status, body = request(port, "GET", "/api/v1/devices")
+    if status != 200:
+        sys.exit(f"bench: listing the devices answered {status}")
+    return sum(d.get("status", {}).get("messages", 0) for d in orjson.loads(body))
 
 
 def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, first: int) -> Run:
-    """Publish ``rate * duration`` messages; timed until the server stored the last of them."""
+    """Publish ``rate * duration`` messages at ``rate``; timed until the server stored the last
+    of them. Every message the broker acknowledged must be stored exactly once."""
     count = args.mqtt_rate * args.duration
-    before = counters(port)
+    packets = []
+    for n in range(first, first + count):
+        topic, payload = mqtt_payload(n)
+        packets.append(publish_packet(topic, payload, packet_id(n)))
+    before, in_store = counters(port), stored_messages(port)
     cpu = cpu_seconds(pid)
     started = time.monotonic()
-    published = publish(mqtt_port, count, first)
+    published = publish(
+        (HOST, mqtt_port), packets, rate=args.mqtt_rate, window=args.mqtt_window, first=first
+    )
+    if published.acknowledged != count:
+        sys.exit(f"bench: the broker acknowledged {published.acknowledged} of {count} messages")
     deadline = started + max(120.0, 10.0 * args.duration)
     stored = 0.0
     while time.monotonic() < deadline:
@@ -342,6 +329,7 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
     time.sleep(1.0)  # anything stored twice would show now
     cpu = cpu_seconds(pid) - cpu
     after = counters(port)
+    in_store = stored_messages(port) - in_store
 
     def delta(key: str) -> float:
         return after.get(key, 0) - before.get(key, 0)
@@ -349,10 +337,17 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
     stored = delta("burgo_device_messages_total:mqtt")
     measurements = delta("burgo_device_measurements_total:")
     rejected = delta("burgo_device_messages_rejected_total:mqtt")
-    ok = stored == count and measurements == count * VALUES_PER_READING and rejected == 0
+    ok = (
+        stored == count
+        and in_store == count
+        and measurements == count * VALUES_PER_READING
+        and rejected == 0
+    )
     detail = (
-        f"{stored:.0f} messages stored of {count} published ({measurements:.0f} measurements, "
-        f"{rejected:.0f} refused); publisher done in {published:.1f} s"
+        f"{stored:.0f} messages stored of {count} acknowledged by the broker ({in_store} in the "
+        f"devices' stored status, {measurements:.0f} measurements, {rejected:.0f} refused); "
+        f"offered {published.offered_per_s:,.0f}/s, publisher CPU "
+        f"{1e6 * published.cpu_seconds / count:.1f} µs/msg"
     )
     result = WrkResult(
         requests_per_s=count / seconds,
@@ -445,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--mqtt-rate", type=int, default=5000, help="MQTT messages per second of --duration"
+    )
+    parser.add_argument(
+        "--mqtt-window", type=int, default=1000, help="QoS 1 messages unacknowledged at most"
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -1,8 +1,10 @@
 """MQTT ingestion against a real Mosquitto: readings on the device topics reach the entities,
-none lost; bad payloads are counted, not stored; the listener comes back after a broker restart."""
+none lost; bad payloads are counted, not stored; messages the database could not take are not
+acknowledged and come again; the listener comes back after a broker restart."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +15,14 @@ import paho.mqtt.client as paho
 import pytest
 from fastapi.testclient import TestClient
 
+from burgo.app import create_app
+from burgo.config import load_settings
 from burgo.ingest.mqtt import MqttListener, TopicLayout
+from burgo.ingest.service import DeviceService, Publication
+from burgo.ngsild.errors import BadRequestData, ResourceNotFound
+from burgo.store.sqlite import SqliteStore
 from tests.api.device_checks import device_app, entity, register, status
-from tests.api.entity_checks import ManualClock
+from tests.api.entity_checks import START, ManualClock
 from tests.services import Broker, mosquitto
 
 
@@ -140,6 +147,95 @@ def test_bad_payloads_are_counted_and_not_stored(
     assert "no mapping for 'c02'" in after["lastError"]
     assert entity(client, "urn:ngsi-ld:IndoorEnvironmentObserved:m-1")["co2"]["value"] == 1234
     assert room["co2"]["value"] != 1234
+
+
+def test_a_bad_message_among_good_ones_spoils_nothing(
+    app: tuple[TestClient, ManualClock],
+) -> None:
+    client, _ = app
+    service: DeviceService = client.app.state.devices  # type: ignore[attr-defined]
+    before = status(client, "m-1")
+    errors = client.portal.call(  # type: ignore[union-attr]
+        service.mqtt_messages,
+        [
+            Publication("", "m-1", b'{"co2": 801}'),
+            Publication("", "m-1", b"{not json"),
+            Publication("", "m-1", b'{"c02": 1}'),
+            Publication("", "ghost", b'{"co2": 1}'),
+            Publication("", "m-1", b'{"co2": 802}'),
+        ],
+    )
+    assert errors[0] is None and errors[4] is None
+    assert isinstance(errors[1], BadRequestData) and isinstance(errors[2], BadRequestData)
+    assert isinstance(errors[3], ResourceNotFound)
+    after = status(client, "m-1")
+    assert (after["messages"], after["errors"]) == (before["messages"] + 2, before["errors"] + 2)
+    assert entity(client, "urn:ngsi-ld:IndoorEnvironmentObserved:m-1")["co2"]["value"] == 802
+
+
+def test_messages_the_database_could_not_take_come_again(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    db = tmp_path / "burgo.db"
+    settings = load_settings(
+        flags={"db": str(db), "mqtt_url": mqtt_broker.url, "mqtt_shared_group": ""},
+        environ={},
+        config_path=None,
+    )
+    clock = ManualClock(START)
+    # A writer that gives up after 0.2 s on a locked database, instead of waiting 30 s.
+    store = SqliteStore(str(db), clock=clock, busy_timeout=0.2)
+    with TestClient(create_app(settings, store=store, clock=clock)) as client:
+        worker = listener(client)
+        wait_for(worker.subscribed.is_set, "the subscription")
+        register(client, {"id": "busy-1", "profile": "classroom", "protocol": "mqtt"})
+        connections = worker.connections
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # another process holds the database
+        try:
+            publish(
+                mqtt_broker,
+                [
+                    ("burgo/default/busy-1/attrs",
+                     {"co2": 500 + n, "observedAt": f"2024-05-01T10:00:0{n}Z"})
+                    for n in range(3)
+                ],
+            )  # fmt: skip
+            # Not stored, so not acknowledged: the listener starts a new connection for the
+            # broker to deliver them again.
+            wait_for(lambda: worker.connections > connections, "a new connection", deadline=20)
+            assert status(client, "busy-1")["messages"] == 0
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        wait_for(lambda: status(client, "busy-1")["messages"] == 3, "the 3 readings", deadline=40)
+        assert status(client, "busy-1")["errors"] == 0
+        room = entity(client, "urn:ngsi-ld:IndoorEnvironmentObserved:busy-1")
+        assert room["co2"]["value"] == 502
+
+
+def test_a_stopped_worker_leaves_no_session_to_take_a_share(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    flags = {"mqtt_url": mqtt_broker.url, "mqtt_shared_group": "restarts"}
+    first = device_app(tmp_path / "first", **flags)
+    client, _ = next(first)
+    wait_for(listener(client).subscribed.is_set, "the first worker's subscription")
+    next(first, None)  # stopped, as by Ctrl+C or SIGTERM
+    apps = device_app(tmp_path / "second", **flags)
+    client, _ = next(apps)
+    try:
+        wait_for(listener(client).subscribed.is_set, "the second worker's subscription")
+        register(client, {"id": "s-1", "profile": "classroom", "protocol": "mqtt"})
+        readings = [
+            ("burgo/default/s-1/attrs", {"co2": n, "observedAt": f"2024-05-01T11:00:{n:02d}Z"})
+            for n in range(20)
+        ]
+        publish(mqtt_broker, readings)
+        # Every one reaches the running worker: none went to the stopped one's session.
+        wait_for(lambda: status(client, "s-1")["messages"] == 20, "the 20 readings")
+    finally:
+        next(apps, None)
 
 
 def test_the_listener_reconnects_and_resubscribes_after_a_broker_restart(tmp_path: Path) -> None:

@@ -292,3 +292,40 @@ class EntityChangesContract:
         assert two is not None and (two.state, two.messages) == ("unknown", 0)
         assert await store.ingest_device_messages([]) == []
         assert await temperatures(store) == [21.5, 22.0, 25.0]
+
+    async def test_messages_without_ids_taken_together_count_as_one_by_one(
+        self, store: Store
+    ) -> None:
+        await self._device_and_target(store)
+        await store.create_device(device("aq-2", entity_id=ROOM_2, dev_eui="70B3D57ED0000002"))
+
+        def message(device_id: str, n: int, battery: float | None, *updates: Any) -> Any:
+            report = devices.DeviceReport(at=minute(n), battery=battery, rssi=-n)
+            up = f"up-{n}" if n % 3 == 0 else None  # every third one claims an id
+            return devices.DeviceMessage(DEFAULT_TENANT, device_id, report, up, updates)
+
+        results = await store.ingest_device_messages(
+            [
+                message("aq-1", 1, 10.0, (ROOM_1, observe(22.0, minute(1)))),
+                message("aq-1", 2, None, (ROOM_1, observe(23.0, minute(2))), (ROOM_1, refuse)),
+                message("aq-1", 3, 30.0, (ROOM_1, observe(24.0, minute(3)))),
+                message("aq-1", 4, None, (ROOM_1, observe(25.0, minute(4)))),
+                message("aq-2", 5, 50.0, (ROOM_2, observe(5.0, minute(5)))),  # no ROOM_2
+                message("aq-1", 7, None),
+                message("ghost", 8, 80.0),
+            ]
+        )
+        online = devices.ReportOutcome(duplicate=False, previous_state="online")
+        assert results[0] == devices.ReportOutcome(duplicate=False, previous_state="unknown")
+        assert isinstance(results[1], BadRequestData)
+        assert results[2:4] == [online, online]
+        assert isinstance(results[4], ResourceNotFound)
+        assert results[5] == online
+        assert results[6] == devices.ReportOutcome(duplicate=False, previous_state="unknown")
+        assert await temperatures(store) == [21.5, 22.0, 24.0, 25.0]
+        one = await store.get_device_status(DEFAULT_TENANT, "aq-1")
+        assert one is not None
+        assert (one.state, one.state_since, one.last_seen) == ("online", minute(1), minute(7))
+        assert (one.messages, one.battery, one.rssi) == (4, 30.0, -7)
+        two = await store.get_device_status(DEFAULT_TENANT, "aq-2")
+        assert two is not None and (two.state, two.messages, two.battery) == ("unknown", 0, None)

@@ -2,9 +2,11 @@
 
 Topics follow a configurable layout, by default ``burgo/{tenant}/{device}/attrs`` (the tenant
 segment ``default`` is the default tenant). Payloads are the JSON readings of the HTTP API.
-Messages arrive with QoS 1 and are acknowledged only once stored, so the broker redelivers what
-a crash interrupted. With a shared-subscription group (MQTT 5 ``$share/{group}/...``) several
-Burgo workers split the load. A lost connection is retried with back-off and resubscribed.
+Messages arrive with QoS 1, in batches, and are acknowledged only once stored: what was not
+acknowledged comes again when the session is resumed (after a lost connection, or a storage
+failure, which makes the listener reconnect). With a shared-subscription group (MQTT 5
+``$share/{group}/...``) several Burgo workers split the load. A lost connection is retried with
+back-off and resubscribed; a stopping worker unsubscribes, finishes and ends its session.
 
 >>> TopicLayout("burgo/{tenant}/{device}/attrs").parse("burgo/fundao/aq-1/attrs")
 ('fundao', 'aq-1')
@@ -17,15 +19,15 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from burgo.ingest.service import DeviceService
-from burgo.ngsild.errors import InternalError, NgsiLdError, ServiceUnavailable
+from burgo.ingest.mqtt_client import MqttConnection, MqttError
+from burgo.ingest.mqtt_wire import Publish
+from burgo.ingest.service import DeviceService, Publication
+from burgo.ngsild.errors import InternalError, ServiceUnavailable
 from burgo.store.base import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TOPIC = "burgo/{tenant}/{device}/attrs"
 DEFAULT_TENANT_SEGMENT = "default"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
+MAX_BATCH = 1000  # messages stored in one store job at most
+BATCHES_IN_FLIGHT = 2  # one being written, the next being parsed
+STOP_TIMEOUT = 10.0  # seconds a stopping listener waits for the batches in hand
+DRAIN_QUIET = 0.2  # seconds without a message after which a stopping listener is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,20 @@ class TopicLayout:
         return (tenant, device) if device else None
 
 
+class _Stored(NamedTuple):
+    """What became of a batch: the QoS 1 packets to acknowledge, and how many failed."""
+
+    packet_ids: list[int]
+    failed: int
+
+
 class MqttListener:
-    """Takes device readings from an MQTT broker into the device service."""
+    """Takes device readings from an MQTT broker into the device service.
+
+    Messages are taken in batches: what arrived while the previous batch was being stored goes
+    to the store as one job, and each message is acknowledged (QoS 1 PUBACK) once that job has
+    committed it, or refused it for good (a bad payload, counted in the device's errors).
+    """
 
     def __init__(
         self,
@@ -84,7 +102,8 @@ class MqttListener:
         *,
         topic: str = DEFAULT_TOPIC,
         shared_group: str | None = "burgo",
-        max_in_flight: int = 256,
+        max_in_flight: int = 1000,
+        batch_size: int = MAX_BATCH,
         reconnect_delay: float = 1.0,
     ) -> None:
         parts = urlsplit(url)
@@ -99,97 +118,159 @@ class MqttListener:
         self.subscription = (
             f"$share/{shared_group}/{self.layout.filter}" if shared_group else self.layout.filter
         )
-        self.identifier = f"burgo-{os.uname().nodename}-{os.getpid()}"
+        # Unique to this listener (two apps in one process must not take each other's session);
+        # kept across its reconnections, so the broker resumes the session.
+        self.identifier = f"burgo-{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         self.reconnect_delay = reconnect_delay
+        self.max_in_flight = max_in_flight
+        self.batch_size = batch_size
         self.subscribed = asyncio.Event()
         self.connections = 0
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Connect and subscribe in the background (retrying until the broker answers)."""
+        self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="burgo-mqtt-listener")
 
     async def stop(self) -> None:
-        """Finish the messages in hand, then disconnect."""
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._task is not None:
+        """Unsubscribe, store and acknowledge what still arrives, then end the session."""
+        if self._task is None:
+            return
+        self._stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=STOP_TIMEOUT)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
-
-    def _client(self) -> aiomqtt.Client:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = 300
-        client = aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self.username,
-            password=self.password,
-            identifier=self.identifier,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=properties,
-        )
-        # aiomqtt does not expose paho's manual acknowledgement; without it a message would be
-        # acknowledged on arrival and lost if Burgo stopped before storing it.
-        client._client.manual_ack_set(True)
-        return client
+        self._task = None
 
     async def _run(self) -> None:
         delay = self.reconnect_delay
         outage = False
-        while True:
+        while not self._stop.is_set():
             try:
-                client = self._client()
-                async with client:
-                    await client.subscribe(self.subscription, qos=1)
+                conn = await MqttConnection.open(
+                    self.host,
+                    self.port,
+                    client_id=self.identifier,
+                    username=self.username,
+                    password=self.password,
+                    receive_maximum=self.max_in_flight,
+                )
+                try:
+                    await conn.subscribe(self.subscription, qos=1)
                     self.connections += 1
                     self.subscribed.set()
                     log.info(
                         "MQTT: subscribed to %s on %s:%d", self.subscription, self.host, self.port
                     )
                     outage, delay = False, self.reconnect_delay
-                    async for message in client.messages:
-                        await self._slots.acquire()
-                        task = asyncio.create_task(self._handle(client, message))
-                        self._handlers.add(task)
-                        task.add_done_callback(self._handlers.discard)
-            except aiomqtt.MqttError as exc:
+                    await self._take_batches(conn)
+                except BaseException:
+                    # Kept by the broker: what was not acknowledged comes again on reconnection.
+                    self.subscribed.clear()
+                    await conn.close()
+                    raise
+                # Stopped with every message received stored and acknowledged: the session
+                # ends, so the broker hands this process's share to the others at once.
                 self.subscribed.clear()
+                await conn.close(end_session=True)
+                return
+            except MqttError as exc:
                 if not outage:
                     log.warning(
                         "MQTT: connection to %s:%d lost (%s); retrying", self.host, self.port, exc
                     )
                     outage = True
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def _take_batches(self, conn: MqttConnection) -> None:
+        """Store what arrives, batch by batch, until the connection is lost (MqttError) or the
+        listener stops. While one batch is written the next is parsed; what arrives meanwhile
+        waits for the batch after. When messages could not be stored, the batches in hand are
+        finished and MqttError asks for a new connection: the resumed session gets the
+        unacknowledged messages again. Stopping unsubscribes, then stores and acknowledges what
+        still arrives, and returns once nothing has come for a moment."""
+        stopping = asyncio.ensure_future(self._stop.wait())
+        receiving: asyncio.Future[list[Publish]] | None = None
+        storing: set[asyncio.Task[_Stored]] = set()
+        failed, draining = 0, False
         try:
-            acknowledge = await self._take(message)
-            if acknowledge:
-                client._client.ack(message.mid, message.qos)
+            while True:
+                if failed:
+                    for stored in await asyncio.gather(*storing):
+                        conn.acknowledge(stored.packet_ids)
+                        failed += stored.failed
+                    storing.clear()
+                    raise MqttError(
+                        f"{failed} messages could not be stored; reconnecting so that the "
+                        "broker delivers them again"
+                    )
+                if self._stop.is_set() and not draining:
+                    draining = True
+                    with contextlib.suppress(MqttError):
+                        await conn.unsubscribe(self.subscription)
+                if receiving is None and len(storing) < BATCHES_IN_FLIGHT:
+                    receiving = asyncio.ensure_future(conn.receive(self.batch_size))
+                waiting: set[asyncio.Future[Any]] = set(storing)
+                if receiving is not None:
+                    waiting.add(receiving)
+                if not draining:
+                    waiting.add(stopping)
+                done, _ = await asyncio.wait(
+                    waiting,
+                    timeout=DRAIN_QUIET if draining else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if draining and not done and not storing:
+                    return
+                for task in [t for t in storing if t.done()]:
+                    storing.discard(task)
+                    conn.acknowledge(task.result().packet_ids)
+                    failed += task.result().failed
+                if receiving is not None and receiving.done():
+                    batch = receiving.result()  # MqttError once the connection is lost
+                    receiving = None
+                    storing.add(asyncio.create_task(self._store(batch)))
         finally:
-            self._slots.release()
+            stopping.cancel()
+            if receiving is not None:
+                receiving.cancel()
+            # Batches handed to the store finish; on a lost connection their messages, not
+            # acknowledged, come again to the resumed session.
+            await asyncio.gather(*storing, return_exceptions=True)
 
-    async def _take(self, message: aiomqtt.Message) -> bool:
-        """Store one message; whether to acknowledge it (not when storage failed)."""
-        where = self.layout.parse(message.topic.value)
-        if where is None:
-            return True
-        payload = (
-            message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        )
+    async def _store(self, batch: list[Publish]) -> _Stored:
+        """Store a batch; the packet ids to acknowledge (not those whose storage failed)."""
+        taken: list[Publish] = []
+        publications: list[Publication] = []
+        acknowledge: list[int] = []
+        for message in batch:
+            where = self.layout.parse(message.topic)
+            if where is None:
+                acknowledge.append(message.packet_id)
+            else:
+                taken.append(message)
+                publications.append(Publication(where[0], where[1], message.payload))
         try:
-            await self.service.mqtt_message(where[0], where[1], payload)
-        except (InternalError, ServiceUnavailable) as exc:
-            log.error("MQTT: could not store a message of %s: %s", where[1], exc.detail)
-            return False
-        except NgsiLdError as exc:
-            # Counted in the device's error statistics; a bad message is not retried.
-            log.debug("MQTT: refused a message of %s: %s", where[1], exc.detail)
-        return True
+            errors = await self.service.mqtt_messages(publications)
+        except Exception:  # nothing stored is acknowledged: the broker delivers them again
+            log.exception("MQTT: could not store a batch of %d messages", len(publications))
+            return _Stored([packet_id for packet_id in acknowledge if packet_id], len(taken))
+        failed = 0
+        for message, publication, error in zip(taken, publications, errors, strict=True):
+            if isinstance(error, InternalError | ServiceUnavailable):
+                if not failed:
+                    log.error("MQTT: could not store messages: %s", error.detail)
+                failed += 1
+                continue
+            if error is not None:
+                # Counted in the device's error statistics; a bad message is not retried.
+                log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
+            acknowledge.append(message.packet_id)
+        return _Stored([packet_id for packet_id in acknowledge if packet_id], failed)

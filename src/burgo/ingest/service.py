@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -90,6 +90,29 @@ def _fragment(attrs: Mapping[str, tuple[Attribute, ...]]) -> Fragment:
         attrs={iri: [attribute_to_storage(a) for a in inst] for iri, inst in attrs.items()},
         names={iri: iri for iri in attrs},
     )
+
+
+class Publication(NamedTuple):
+    """An MQTT message for a device: the tenant and device its topic names, and its payload."""
+
+    tenant: str
+    device_id: str
+    payload: bytes | bytearray
+
+
+def _report(readings: Sequence[Reading], now: str) -> DeviceReport:
+    """The report of readings received at ``now``: their latest battery level, if any."""
+    battery = next((r.battery for r in reversed(readings) if r.battery is not None), None)
+    return DeviceReport(at=now, battery=battery)
+
+
+def _device_message(
+    device: Device, readings: Sequence[Reading], report: DeviceReport, message_id: str | None
+) -> DeviceMessage:
+    """The store's view of a message: its report and one entity update per reading."""
+    built = [reading_attributes(device, r) for r in readings]
+    updates = [(device.entity_id, apply_reading(attrs, report.at)) for attrs in built if attrs]
+    return DeviceMessage(device.tenant, device.id, report, message_id, updates)
 
 
 class DeviceService:
@@ -307,27 +330,71 @@ class DeviceService:
             raise
         return await self.json_measurements(device, body, "http")
 
-    async def mqtt_message(self, tenant: str, device_id: str, payload: bytes) -> int:
-        """Take a JSON reading (or batch) published over MQTT."""
-        device = await self.device(tenant, device_id, "mqtt")
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            await self._reject(device, f"payload is not JSON: {exc}", "mqtt")
-            raise BadRequestData(f"MQTT payload of {device_id} is not JSON: {exc}") from exc
-        return await self.json_measurements(device, body, "mqtt")
-
-    async def json_measurements(self, device: Device, body: Any, source: str) -> int:
-        """Validate readings in full, then store them."""
+    async def mqtt_messages(self, messages: Sequence[Publication]) -> list[NgsiLdError | None]:
+        """Take MQTT messages that arrived together, in one store job: for each, None once
+        stored, else why not (a refused message is counted in its device's errors; one
+        message refused or failing leaves the others stored)."""
         now = self.now()
+        errors: list[NgsiLdError | None] = [None] * len(messages)
+        taken: list[tuple[int, Device, list[Reading], DeviceMessage]] = []
+        found: dict[tuple[str, str], Device] = {}  # each device looked up once a batch
+        for n, (tenant, device_id, payload) in enumerate(messages):
+            device = found.get((tenant, device_id))
+            try:
+                if device is None:
+                    device = found[(tenant, device_id)] = await self.device(
+                        tenant, device_id, "mqtt"
+                    )
+            except NgsiLdError as exc:
+                errors[n] = exc
+                continue
+            try:
+                body = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                await self._reject(device, f"payload is not JSON: {exc}", "mqtt")
+                errors[n] = BadRequestData(f"MQTT payload of {device_id} is not JSON: {exc}")
+                continue
+            try:
+                readings = parse_readings(body, now)
+                check_mapped(device, readings)
+            except BadRequestData as exc:
+                await self._reject(device, exc.detail, "mqtt")
+                errors[n] = exc
+                continue
+            message = _device_message(device, readings, _report(readings, now), None)
+            taken.append((n, device, readings, message))
+        if not taken:
+            return errors
+        try:
+            outcomes: Sequence[
+                devices.ReportOutcome | Exception
+            ] = await self.store.ingest_device_messages([t[3] for t in taken])
+        except NgsiLdError as exc:  # the whole job failed (the database busy or broken)
+            for n, *_ in taken:
+                errors[n] = exc
+            return errors
+        for (n, device, readings, message), outcome in zip(taken, outcomes, strict=True):
+            try:
+                await self._settle(device, readings, message, outcome, "mqtt")
+            except NgsiLdError as exc:
+                errors[n] = exc
+        return errors
+
+    async def _readings(self, device: Device, body: Any, now: str, source: str) -> list[Reading]:
+        """The device's readings in a JSON body, validated in full (else counted and refused)."""
         try:
             readings = parse_readings(body, now)
             check_mapped(device, readings)
         except BadRequestData as exc:
             await self._reject(device, exc.detail, source)
             raise
-        battery = next((r.battery for r in reversed(readings) if r.battery is not None), None)
-        await self.ingest(device, readings, DeviceReport(at=now, battery=battery), None, source)
+        return readings
+
+    async def json_measurements(self, device: Device, body: Any, source: str) -> int:
+        """Validate readings in full, then store them."""
+        now = self.now()
+        readings = await self._readings(device, body, now, source)
+        await self.ingest(device, readings, _report(readings, now), None, source)
         return len(readings)
 
     def check_secret(self, network: str, secret: str | None) -> None:
@@ -401,19 +468,33 @@ class DeviceService:
     ) -> bool:
         """Record the report and write every reading in one store transaction; False for an
         uplink already stored."""
-        built = [reading_attributes(device, r) for r in readings]
-        updates = [(device.entity_id, apply_reading(attrs, report.at)) for attrs in built if attrs]
-        message = DeviceMessage(device.tenant, device.id, report, message_id, updates)
+        message = _device_message(device, readings, report, message_id)
         try:
-            try:
-                outcome = await self._store_message(message)
-            except ResourceNotFound:
+            outcome: devices.ReportOutcome | Exception = await self._store_message(message)
+        except NgsiLdError as exc:
+            outcome = exc
+        return await self._settle(device, readings, message, outcome, source)
+
+    async def _settle(
+        self,
+        device: Device,
+        readings: Sequence[Reading],
+        message: DeviceMessage,
+        outcome: devices.ReportOutcome | Exception,
+        source: str,
+    ) -> bool:
+        """Count what the store made of a message (an error raised, counted against the
+        device); False for an uplink already stored."""
+        try:
+            if isinstance(outcome, ResourceNotFound):
                 # The target entity was deleted by hand: bring it back as registration made it.
                 ctx = await self._resolve(device.context)
-                await self._link_target(device, target_attrs(device, ctx), report.at)
+                await self._link_target(device, target_attrs(device, ctx), message.report.at)
                 outcome = await self.store.ingest_device_report(
-                    device.tenant, device.id, report, message_id, updates
+                    device.tenant, device.id, message.report, message.message_id, message.updates
                 )
+            elif isinstance(outcome, Exception):
+                raise outcome
         except NgsiLdError as exc:
             await self._reject(device, exc.detail, source)
             raise

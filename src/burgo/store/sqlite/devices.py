@@ -178,6 +178,7 @@ class SqliteDevices(SqliteCore):
             tenant: load_states(conn, tenant, ids) for tenant, ids in wanted.items()
         }
         steps: dict[str, list[StoredChange]] = {tenant: [] for tenant in wanted}
+        reports = _Reports(conn)
         results: list[ReportOutcome | Exception] = []
         for m in messages:
             try:
@@ -185,6 +186,18 @@ class SqliteDevices(SqliteCore):
             except NgsiLdError as exc:
                 results.append(exc)
                 continue
+            if m.message_id is None:
+                # Nothing to claim: staging is all or nothing in memory, and the status changes
+                # are summed per device and written once at the end.
+                try:
+                    if m.updates:
+                        stage_changes(self, m.tenant, states[m.tenant], m.updates, steps[m.tenant])
+                except Exception as exc:  # noqa: BLE001 - this message's own error, handed back
+                    results.append(exc)
+                else:
+                    results.append(reports.add(m.tenant, m.device_id, m.report))
+                continue
+            reports.flush()
             conn.execute("SAVEPOINT message")
             try:
                 outcome = _record_report(conn, m.tenant, m.device_id, m.report, m.message_id)
@@ -197,6 +210,7 @@ class SqliteDevices(SqliteCore):
             else:
                 conn.execute("RELEASE message")
                 results.append(outcome)
+        reports.flush()
         for tenant, tenant_states in states.items():
             store_changed(self, conn, tenant, tenant_states.values(), steps[tenant])
         return results
@@ -285,3 +299,67 @@ def _record_report(
         ),
     )
     return ReportOutcome(duplicate=False, previous_state=previous)
+
+
+class _Reports:
+    """Reports without a message id, summed per device and written in one statement each: the
+    status ends as if they had been recorded one by one, in order."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._states: dict[tuple[str, str], str | None] = {}
+        self._pending: dict[tuple[str, str], list[DeviceReport]] = {}
+
+    def add(self, tenant: str, device_id: str, report: DeviceReport) -> ReportOutcome:
+        """Count one report; its outcome (the state the device was in before it)."""
+        key = (tenant, device_id)
+        if key not in self._states:
+            row = self._conn.execute(
+                "SELECT state FROM device_status WHERE tenant = ? AND device_id = ?", key
+            ).fetchone()
+            self._states[key] = None if row is None else row[0]
+        previous = self._states[key]
+        if previous is None:
+            return ReportOutcome(duplicate=False, previous_state=STATE_UNKNOWN)
+        self._states[key] = STATE_ONLINE
+        self._pending.setdefault(key, []).append(report)
+        return ReportOutcome(duplicate=False, previous_state=previous)
+
+    def flush(self) -> None:
+        """Write the summed reports (before a report recorded on its own, and at the end)."""
+        if not self._pending:
+            return
+        rows = []
+        for (tenant, device_id), reports in self._pending.items():
+            last = reports[-1]
+            rows.append(
+                (
+                    len(reports),
+                    last.at,
+                    STATE_ONLINE,
+                    STATE_ONLINE,
+                    reports[0].at,
+                    _latest(reports, "battery"),
+                    _latest(reports, "rssi"),
+                    _latest(reports, "snr"),
+                    _latest(reports, "gateway"),
+                    _latest(reports, "frame_counter"),
+                    tenant,
+                    device_id,
+                )
+            )
+        self._conn.executemany(
+            "UPDATE device_status SET messages = messages + ?, last_seen = ?, "
+            "state = ?, state_since = CASE WHEN state = ? THEN state_since ELSE ? END, "
+            "battery = coalesce(?, battery), rssi = coalesce(?, rssi), "
+            "snr = coalesce(?, snr), gateway = coalesce(?, gateway), "
+            "frame_counter = coalesce(?, frame_counter) "
+            "WHERE tenant = ? AND device_id = ?",
+            rows,
+        )
+        self._pending.clear()
+
+
+def _latest(reports: Sequence[DeviceReport], field: str) -> Any:
+    """The last value of ``field`` the reports carry, if any (as coalescing them in order)."""
+    return next((v for r in reversed(reports) if (v := getattr(r, field)) is not None), None)
