@@ -22,6 +22,7 @@ from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChangeRecord
 from burgo.store.batch import EntityWrite, WriteOutcome
 from burgo.store.sqlite.core import SqliteCore, StoredChange
+from burgo.store.sqlite.plain import is_plain
 
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
@@ -185,7 +186,13 @@ class SqliteBatch(SqliteCore):
                 )
                 _insert_types(conn, tenant, retyped)
         now = self._now() if gone else ""
-        self._entities_changed(conn, [_stored(tenant, s, now) for s in steps])
+        stored = [_stored(tenant, s, now) for s in steps]
+        plain = [
+            change
+            for change, step in zip(stored, steps, strict=True)
+            if step.before is None and step.after is not None and is_plain(step.after)
+        ]
+        self._entities_changed(conn, stored, plain)
 
 
 def _plan(write: EntityWrite, rows: dict[str, _Row | None], keys: _Keys) -> _Step | WriteOutcome:

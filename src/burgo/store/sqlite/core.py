@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
+
 from burgo.clock import Clock, SystemClock
 from burgo.ngsild.errors import (
     InternalError,
@@ -26,6 +28,7 @@ from burgo.ngsild.errors import (
 from burgo.ngsild.times import format_datetime
 from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
 from burgo.store.sqlite.migrations import migrate, schema_version
+from burgo.store.sqlite.plain import clear_instances, fill_instances
 from burgo.store.sqlite.qsql import register_functions
 from burgo.store.sqlite.writer import SqliteWriter
 
@@ -49,6 +52,9 @@ ChangeHook = Callable[[sqlite3.Connection, EntityChangeRecord], None]
 # only what is stored) takes each entity at most once, from its first ``before`` to its last
 # ``after``.
 BatchHook = Callable[[sqlite3.Connection, Sequence[StoredChange]], None]
+# A hook's set-based form for entities just created in a plain shape (store/sqlite/plain.py):
+# the connection, the JSON array of their rows' keys, and their changes in order.
+PlainForm = Callable[[sqlite3.Connection, str, Sequence[StoredChange]], None]
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
@@ -93,6 +99,8 @@ class SqliteCore:
         self._change_hooks: list[ChangeHook] = []
         self._batch_hooks: list[BatchHook] = []
         self._state_hooks: list[BatchHook] = []
+        # The set-based forms of batch and state hooks, by hook.
+        self._plain_forms: dict[BatchHook, PlainForm] = {}
 
     # -- connections -------------------------------------------------------------------------
 
@@ -242,9 +250,34 @@ class SqliteCore:
             pk = None if row is None else int(row[0])
         self._entities_changed(conn, (StoredChange(record, pk),))
 
-    def _entities_changed(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
-        """Tell every hook about the writes of several entities (each at most once), in order."""
-        self._entity_steps_changed(conn, changes, changes)
+    def _entities_changed(
+        self,
+        conn: sqlite3.Connection,
+        changes: Sequence[StoredChange],
+        plain: Sequence[StoredChange] = (),
+    ) -> None:
+        """Tell every hook about the writes of several entities (each at most once), in order.
+        ``plain`` are those of ``changes`` that create an entity of a plain shape: a hook with a
+        set-based form takes them through it, and the rest through its Python form."""
+        if not plain:
+            self._entity_steps_changed(conn, changes, changes)
+            return
+        chosen = {id(change) for change in plain}
+        rest = [change for change in changes if id(change) not in chosen]
+        keys = orjson.dumps([change.pk for change in plain]).decode()
+        fill_instances(conn, keys)
+        for hook in (*self._batch_hooks, *self._state_hooks):
+            form = self._plain_forms.get(hook)
+            if form is None:
+                hook(conn, changes)
+                continue
+            form(conn, keys, plain)
+            if rest:
+                hook(conn, rest)
+        clear_instances(conn)
+        for change_hook in self._change_hooks:
+            for change in changes:
+                change_hook(conn, change.record)
 
     def _entity_steps_changed(
         self,
