@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import TypeVar
 
@@ -258,26 +259,29 @@ class SqliteCore:
     ) -> None:
         """Tell every hook about the writes of several entities (each at most once), in order.
         ``plain`` are those of ``changes`` that create an entity of a plain shape: a hook with a
-        set-based form takes them through it, and the rest through its Python form."""
+        set-based form takes them through it. Runs of plain and other changes are handed over in
+        turn, so ids (of history series, say) are given out in the order of ``changes``."""
         if not plain:
             self._entity_steps_changed(conn, changes, changes)
             return
         chosen = {id(change) for change in plain}
-        rest = [change for change in changes if id(change) not in chosen]
-        keys = orjson.dumps([change.pk for change in plain]).decode()
-        fill_instances(conn, keys)
-        for hook in (*self._batch_hooks, *self._state_hooks):
-            form = self._plain_forms.get(hook)
-            if form is None:
-                hook(conn, changes)
+        for is_plain, group in groupby(changes, key=lambda change: id(change) in chosen):
+            run = list(group)
+            if not is_plain:
+                self._entity_steps_changed(conn, run, run)
                 continue
-            form(conn, keys, plain)
-            if rest:
-                hook(conn, rest)
-        clear_instances(conn)
-        for change_hook in self._change_hooks:
-            for change in changes:
-                change_hook(conn, change.record)
+            keys = orjson.dumps([change.pk for change in run]).decode()
+            fill_instances(conn, keys)
+            for hook in (*self._batch_hooks, *self._state_hooks):
+                form = self._plain_forms.get(hook)
+                if form is None:
+                    hook(conn, run)
+                else:
+                    form(conn, keys, run)
+            clear_instances(conn)
+            for change_hook in self._change_hooks:
+                for change in run:
+                    change_hook(conn, change.record)
 
     def _entity_steps_changed(
         self,
