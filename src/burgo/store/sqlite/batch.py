@@ -14,7 +14,7 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -120,7 +120,7 @@ class SqliteBatch(SqliteCore):
         tenant: str,
         writes: Sequence[EntityWrite],
         rows: dict[str, _Row | None],
-        docs: Mapping[int, str],
+        docs: Mapping[int, Encoded],
     ) -> list[WriteOutcome]:
         keys = _Keys(conn)
         outcomes: list[WriteOutcome] = []
@@ -146,7 +146,7 @@ class SqliteBatch(SqliteCore):
         write: EntityWrite,
         rows: dict[str, _Row | None],
         keys: _Keys,
-        docs: Mapping[int, str],
+        docs: Mapping[int, Encoded],
     ) -> WriteOutcome:
         row, high = rows.get(write.entity_id), keys.high
         planned = _plan(write, rows, keys)
@@ -169,13 +169,14 @@ class SqliteBatch(SqliteCore):
         conn: sqlite3.Connection,
         tenant: str,
         steps: list[_Step],
-        docs: Mapping[int, str],
+        docs: Mapping[int, Encoded],
     ) -> None:
         """Write the rows of a segment (distinct entities) and tell the hooks about them."""
         gone = [(s.pk,) for s in steps if s.after is None]
         if gone:
             conn.executemany("DELETE FROM entities WHERE pk = ?", gone)
         created = [(s.pk, s.after) for s in steps if s.before is None and s.after is not None]
+        encoded = {id(e): _encoded(docs, e) for _, e in created}
         if created:
             self._ensure_tenant(conn, tenant, created[0][1].created_at or "")
             conn.executemany(
@@ -189,7 +190,7 @@ class SqliteBatch(SqliteCore):
                         _types(e),
                         e.created_at or "",
                         e.modified_at or "",
-                        docs.get(id(e)) or _doc(e),
+                        encoded[id(e)].doc,
                     )
                     for pk, e in created
                 ],
@@ -218,7 +219,7 @@ class SqliteBatch(SqliteCore):
         plain = [
             change
             for change, step in zip(stored, steps, strict=True)
-            if step.before is None and step.after is not None and is_plain(step.after)
+            if step.before is None and step.after is not None and encoded[id(step.after)].plain
         ]
         self._entities_changed(conn, stored, plain)
 
@@ -280,9 +281,21 @@ def _types(entity: Entity) -> str:
     return orjson.dumps(list(entity.types)).decode()
 
 
-def _encode_all(entities: Sequence[Entity]) -> dict[int, str]:
-    """The stored documents of ``entities``, by the identity of each entity object."""
-    return {id(e): _doc(e) for e in entities}
+class Encoded(NamedTuple):
+    """A new entity as its row takes it: its document, and whether it is plain (plain.py)."""
+
+    doc: str
+    plain: bool
+
+
+def _encode_all(entities: Sequence[Entity]) -> dict[int, Encoded]:
+    """New entities encoded, by the identity of each entity object."""
+    return {id(e): Encoded(_doc(e), is_plain(e)) for e in entities}
+
+
+def _encoded(docs: Mapping[int, Encoded], entity: Entity) -> Encoded:
+    found = docs.get(id(entity))
+    return found if found is not None else Encoded(_doc(entity), is_plain(entity))
 
 
 def _doc(entity: Entity) -> str:
