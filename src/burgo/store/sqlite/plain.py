@@ -57,11 +57,12 @@ def is_plain(entity: Entity) -> bool:
 # reads columns instead of parsing every document again. No column has an affinity: values keep
 # the SQL type JSON gave them. value and unit hold JSON text as stored; t and rec are the
 # epoch milliseconds of the history row (observedAt, else the creation; rec: the creation when
-# observed); numeric: a Property whose value is a number.
+# observed); numeric: a Property whose value is a number; ik: the instance's place in its
+# attribute; multi: whether the attribute may have several instances (its text joins two).
 _TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS plain_instances (
     n, pk, tenant, entity_id, attr, aid, iid, kind, dataset_id, vtype, atom, value, unit, t, rec,
-    numeric
+    numeric, ik, multi
 )
 """
 # Cheap tests on the stored text before a JSON function parses it: an instance's document starts
@@ -87,10 +88,10 @@ SELECT n, pk, tenant, entity_id, attr, aid, iid, kind, dataset_id, vtype,
     value, unit,
     CASE WHEN observed IS NULL THEN at ELSE {MILLIS_SQL.format("observed")} END,
     CASE WHEN observed IS NULL THEN NULL ELSE at END,
-    kind = 'Property' AND vtype IN ('integer', 'real')
+    kind = 'Property' AND vtype IN ('integer', 'real'), ik, multi
 FROM (
     SELECT n, pk, tenant, entity_id, at, attr, aid, iid, kind, dataset_id, value, unit, observed,
-        {_VTYPE.replace("{{", "{")} AS vtype
+        ik, multi, {_VTYPE.replace("{{", "{")} AS vtype
     FROM (
         SELECT b.key AS n, e.pk AS pk, e.tenant AS tenant, e.id AS entity_id,
             {MILLIS_SQL.format("e.created_at")} AS at, a.key AS attr, a.id AS aid, i.id AS iid,
@@ -99,7 +100,8 @@ FROM (
             CASE WHEN substr(i.value, 1, 23) = '{{"type":"Relationship",'
                 THEN i.value -> '$.object' ELSE i.value -> '$.value' END AS value,
             {_MEMBER.format("unitCode", "->")} AS unit,
-            {_MEMBER.format("observedAt", "->>")} AS observed
+            {_MEMBER.format("observedAt", "->>")} AS observed,
+            i.key AS ik, instr(a.value, '}},{{"type":') > 0 AS multi
         FROM json_each(?1) AS b
             JOIN entities AS e ON e.pk = b.value,
             json_each(e.doc, '$.attrs') AS a,

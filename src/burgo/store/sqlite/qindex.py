@@ -117,13 +117,18 @@ def index_attr_values(conn: sqlite3.Connection, changes: Sequence[StoredChange])
 # attribute, and per instance each string or number of its value (or of its list's members).
 _CREATED_VALUES = """
 INSERT INTO attr_values (entity_pk, attr, kind, num, txt)
+SELECT pk, attr, 'e', NULL, NULL FROM temp.plain_instances WHERE ik = 0
+UNION ALL
+SELECT pk, attr, CASE WHEN kind = 'Relationship' THEN 'r' ELSE 'v' END,
+    CASE WHEN vtype IN ('integer', 'real') THEN atom END, CASE WHEN vtype = 'text' THEN atom END
+FROM temp.plain_instances WHERE NOT multi AND vtype IN ('integer', 'real', 'text')
+UNION ALL
+-- Only values that may repeat (list members, instances of one attribute) are made distinct.
 SELECT DISTINCT pk, attr, kind, num, txt FROM (
-    SELECT pk, attr, 'e' AS kind, NULL AS num, NULL AS txt FROM temp.plain_instances
-    UNION ALL
-    SELECT pk, attr, CASE WHEN kind = 'Relationship' THEN 'r' ELSE 'v' END,
-        CASE WHEN vtype IN ('integer', 'real') THEN atom END,
-        CASE WHEN vtype = 'text' THEN atom END
-    FROM temp.plain_instances WHERE vtype IN ('integer', 'real', 'text')
+    SELECT pk, attr, CASE WHEN kind = 'Relationship' THEN 'r' ELSE 'v' END AS kind,
+        CASE WHEN vtype IN ('integer', 'real') THEN atom END AS num,
+        CASE WHEN vtype = 'text' THEN atom END AS txt
+    FROM temp.plain_instances WHERE multi AND vtype IN ('integer', 'real', 'text')
     UNION ALL
     SELECT p.pk, p.attr, CASE WHEN p.kind = 'Relationship' THEN 'r' ELSE 'v' END,
         CASE WHEN c.type IN ('integer', 'real') THEN c.value END,
