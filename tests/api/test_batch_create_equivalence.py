@@ -74,9 +74,9 @@ def waste_container(number: int) -> dict[str, Any]:
         "location": {"type": "GeoProperty", "value": {
             "type": "Point", "coordinates": [-7.49 + number / 1e4, 40.13]}},
     }  # fmt: skip
-    if number % 4 == 0:
+    if number % 40 == 2:
         container["fillingLevel"]["accuracy"] = {"type": "Property", "value": 0.05}
-    if number % 5 == 0:
+    if number % 60 == 5:
         container["description"] = {"type": "LanguageProperty", "languageMap": {"en": "bin"}}
     return container
 

@@ -145,6 +145,19 @@ def dump(path: Path, *, keyed: bool) -> dict[str, list[Any]]:
         }
 
 
+def count_forms(store: SqliteStore) -> list[int]:
+    """How many plain entities the store's set-based forms take (one count per call)."""
+    taken: list[int] = []
+    for hook, form in list(store._plain_forms.items()):
+
+        def counted(conn: sqlite3.Connection, keys: str, changes: Any, form: Any = form) -> None:
+            taken.append(len(changes))
+            form(conn, keys, changes)
+
+        store._plain_forms[hook] = counted
+    return taken
+
+
 @pytest.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
     """Two opened stores on new files: one for batches, one for single creates."""
@@ -173,25 +186,39 @@ async def test_a_batch_of_plain_entities_writes_the_rows_single_creates_write(
 ) -> None:
     made = entities(400, seed=1)
     assert all(is_plain(e) for e in made)
+    taken = count_forms(stores[0])
     await _create_both(stores, made[:150])
     await _create_both(stores, made[150:])
 
     batch, single = stores
     assert dump(batch.path, keyed=False) == dump(single.path, keyed=False)
     assert len(dump(batch.path, keyed=False)["history"]) > 1000
+    assert sum(taken) == 3 * 400  # history, q index, type and geo index: every entity
 
 
 async def test_odd_entities_in_the_batch_keep_their_python_rows(
     stores: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    made = entities(300, seed=2, odd=0.3)
+    made = entities(600, seed=2, odd=0.04)
     plain = sum(is_plain(e) for e in made)
-    assert 100 < plain < 290
+    assert 500 < plain < 590
+    taken = count_forms(stores[0])
     await _create_both(stores, made)
     await _create_both(stores, entities(20, seed=3), tenant="other")
 
     batch, single = stores
-    assert dump(batch.path, keyed=True) == dump(single.path, keyed=True)
+    assert dump(batch.path, keyed=False) == dump(single.path, keyed=False)
+    assert 0 < sum(taken) < 3 * plain  # long runs of plain entities; the rest one by one
+
+
+async def test_a_small_batch_takes_the_python_hooks(
+    stores: tuple[SqliteStore, SqliteStore],
+) -> None:
+    taken = count_forms(stores[0])
+    await _create_both(stores, entities(10, seed=6))
+    batch, single = stores
+    assert dump(batch.path, keyed=False) == dump(single.path, keyed=False)
+    assert taken == []
 
 
 async def test_an_entity_created_again_after_a_delete_continues_its_history(
@@ -206,9 +233,11 @@ async def test_an_entity_created_again_after_a_delete_continues_its_history(
     again = [
         Entity(e.id, e.types, e.attrs, created_at=later, modified_at=later) for e in first[:10]
     ]
+    taken = count_forms(stores[0])
     await _create_both(stores, [*again, *entities(10, seed=5)])
 
     batch, single = stores
     rows = dump(batch.path, keyed=True)
     assert rows == dump(single.path, keyed=True)
     assert any(row[3] is not None for row in rows["history_entities"])  # deleted once
+    assert sum(taken) == 3 * 20

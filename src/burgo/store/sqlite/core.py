@@ -73,6 +73,27 @@ def translate_error(exc: sqlite3.Error) -> NgsiLdError:
     return InternalError(f"Database error: {exc}")
 
 
+# Plain creates in a row below this many go through the Python hooks: each run costs the
+# set-based forms a dozen statements, which only pays over several entities.
+_MIN_PLAIN_RUN = 16
+
+
+def _runs(
+    changes: Sequence[StoredChange], plain: set[int]
+) -> list[tuple[bool, list[StoredChange]]]:
+    """``changes`` cut into runs, in order: runs of at least _MIN_PLAIN_RUN plain creates
+    (``plain``: their ids), and runs of anything else."""
+    runs: list[tuple[bool, list[StoredChange]]] = []
+    for is_plain, group in groupby(changes, key=lambda change: id(change) in plain):
+        run = list(group)
+        is_plain = is_plain and len(run) >= _MIN_PLAIN_RUN
+        if runs and not is_plain and not runs[-1][0]:
+            runs[-1][1].extend(run)
+        else:
+            runs.append((is_plain, run))
+    return runs
+
+
 class SqliteCore:
     """Connections, the single writer and the schema of one SQLite file."""
 
@@ -259,14 +280,13 @@ class SqliteCore:
     ) -> None:
         """Tell every hook about the writes of several entities (each at most once), in order.
         ``plain`` are those of ``changes`` that create an entity of a plain shape: a hook with a
-        set-based form takes them through it. Runs of plain and other changes are handed over in
-        turn, so ids (of history series, say) are given out in the order of ``changes``."""
+        set-based form takes them through it, when enough of them come in a row. Runs of plain and
+        other changes are handed over in turn, so ids (of history series, say) are given out in
+        the order of ``changes``."""
         if not plain:
             self._entity_steps_changed(conn, changes, changes)
             return
-        chosen = {id(change) for change in plain}
-        for is_plain, group in groupby(changes, key=lambda change: id(change) in chosen):
-            run = list(group)
+        for is_plain, run in _runs(changes, {id(change) for change in plain}):
             if not is_plain:
                 self._entity_steps_changed(conn, run, run)
                 continue
