@@ -20,6 +20,7 @@ from burgo.ngsild.errors import BadRequestData
 from burgo.ngsild.geojson import is_mapping, looks_like_geometry, validate_geometry
 from burgo.ngsild.model import (
     ATTRIBUTE_MEMBERS,
+    EMPTY,
     KIND_BY_VALUE_KEY,
     Attribute,
     AttrKind,
@@ -223,7 +224,24 @@ def build_attribute(normalized: Mapping[str, Any], name: str, now: str | None = 
     stamped as created and modified at ``now`` when given."""
     if contains_null(normalized):
         raise BadRequestData(f"Attribute {name!r}: NGSI-LD Null is only allowed in patches")
+    kind = _KINDS.get(normalized.get("type"))  # type: ignore[arg-type]
+    if kind is not None and normalized.keys() <= _PLAIN_MEMBERS:
+        # No sub-attribute nor datasetId: what attribute_from_storage builds, built directly.
+        return Attribute(
+            kind,
+            normalized.get(kind.value_key),
+            None,
+            normalized.get("observedAt"),
+            normalized.get("unitCode"),
+            None,
+            EMPTY,
+            now,
+            now,
+        )
     return attribute_from_storage(normalized, now, now)
+
+
+_PLAIN_MEMBERS = frozenset({"type", "value", "object", "observedAt", "unitCode"})
 
 
 def contains_null(value: Any) -> bool:

@@ -10,10 +10,11 @@ entity fails.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -22,7 +23,10 @@ from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChangeRecord
 from burgo.store.batch import EntityWrite, WriteOutcome
 from burgo.store.sqlite.core import SqliteCore, StoredChange
+from burgo.store.sqlite.plain import is_plain
 
+# Batches with up to this many new entities have their documents encoded on the event loop.
+_ENCODE_INLINE = 64
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
 
@@ -82,17 +86,26 @@ class SqliteBatch(SqliteCore):
             raise NonexistentTenant(f"Tenant {tenant!r} does not exist")
         if not writes:
             return []
+        # Documents of new entities encoded before the job, off the writer thread (a big batch
+        # on a worker thread), so the single writer spends its time writing; not for upserts,
+        # whose entities mostly exist.
+        creates = [w.create for w in writes if w.create is not None and w.change is None]
+        docs = (
+            await asyncio.to_thread(_encode_all, creates)
+            if len(creates) > _ENCODE_INLINE
+            else _encode_all(creates)
+        )
 
         def job(conn: sqlite3.Connection) -> list[WriteOutcome]:
             need_docs = any(w.change is not None for w in writes)
             rows = _existing(conn, tenant, [w.entity_id for w in writes], need_docs)
             conn.execute("SAVEPOINT batch")
             try:
-                outcomes = self._apply_together(conn, tenant, writes, dict(rows))
+                outcomes = self._apply_together(conn, tenant, writes, dict(rows), docs)
             except NgsiLdError:
                 conn.execute("ROLLBACK TO batch")
                 keys = _Keys(conn)
-                outcomes = [self._apply_alone(conn, tenant, w, rows, keys) for w in writes]
+                outcomes = [self._apply_alone(conn, tenant, w, rows, keys, docs) for w in writes]
             conn.execute("RELEASE batch")
             return outcomes
 
@@ -107,13 +120,14 @@ class SqliteBatch(SqliteCore):
         tenant: str,
         writes: Sequence[EntityWrite],
         rows: dict[str, _Row | None],
+        docs: Mapping[int, Encoded],
     ) -> list[WriteOutcome]:
         keys = _Keys(conn)
         outcomes: list[WriteOutcome] = []
         segment: dict[str, _Step] = {}
         for write in writes:
             if write.entity_id in segment:
-                self._flush(conn, tenant, list(segment.values()))
+                self._flush(conn, tenant, list(segment.values()), docs)
                 segment = {}
             planned = _plan(write, rows, keys)
             if isinstance(planned, _Step):
@@ -122,7 +136,7 @@ class SqliteBatch(SqliteCore):
             else:
                 outcomes.append(planned)
         if segment:
-            self._flush(conn, tenant, list(segment.values()))
+            self._flush(conn, tenant, list(segment.values()), docs)
         return outcomes
 
     def _apply_alone(
@@ -132,6 +146,7 @@ class SqliteBatch(SqliteCore):
         write: EntityWrite,
         rows: dict[str, _Row | None],
         keys: _Keys,
+        docs: Mapping[int, Encoded],
     ) -> WriteOutcome:
         row, high = rows.get(write.entity_id), keys.high
         planned = _plan(write, rows, keys)
@@ -139,7 +154,7 @@ class SqliteBatch(SqliteCore):
             return planned
         conn.execute("SAVEPOINT entity")
         try:
-            self._flush(conn, tenant, [planned])
+            self._flush(conn, tenant, [planned], docs)
         except NgsiLdError as exc:
             conn.execute("ROLLBACK TO entity")
             conn.execute("RELEASE entity")
@@ -149,19 +164,34 @@ class SqliteBatch(SqliteCore):
         conn.execute("RELEASE entity")
         return planned.outcome()
 
-    def _flush(self, conn: sqlite3.Connection, tenant: str, steps: list[_Step]) -> None:
+    def _flush(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        steps: list[_Step],
+        docs: Mapping[int, Encoded],
+    ) -> None:
         """Write the rows of a segment (distinct entities) and tell the hooks about them."""
         gone = [(s.pk,) for s in steps if s.after is None]
         if gone:
             conn.executemany("DELETE FROM entities WHERE pk = ?", gone)
         created = [(s.pk, s.after) for s in steps if s.before is None and s.after is not None]
+        encoded = {id(e): _encoded(docs, e) for _, e in created}
         if created:
             self._ensure_tenant(conn, tenant, created[0][1].created_at or "")
             conn.executemany(
                 "INSERT INTO entities (pk, tenant, id, types, created_at, modified_at, doc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (pk, tenant, e.id, _types(e), e.created_at or "", e.modified_at or "", _doc(e))
+                    (
+                        pk,
+                        tenant,
+                        e.id,
+                        _types(e),
+                        e.created_at or "",
+                        e.modified_at or "",
+                        encoded[id(e)].doc,
+                    )
                     for pk, e in created
                 ],
             )
@@ -185,7 +215,13 @@ class SqliteBatch(SqliteCore):
                 )
                 _insert_types(conn, tenant, retyped)
         now = self._now() if gone else ""
-        self._entities_changed(conn, [_stored(tenant, s, now) for s in steps])
+        stored = [_stored(tenant, s, now) for s in steps]
+        plain = [
+            change
+            for change, step in zip(stored, steps, strict=True)
+            if step.before is None and step.after is not None and encoded[id(step.after)].plain
+        ]
+        self._entities_changed(conn, stored, plain)
 
 
 def _plan(write: EntityWrite, rows: dict[str, _Row | None], keys: _Keys) -> _Step | WriteOutcome:
@@ -243,6 +279,23 @@ def _existing(
 
 def _types(entity: Entity) -> str:
     return orjson.dumps(list(entity.types)).decode()
+
+
+class Encoded(NamedTuple):
+    """A new entity as its row takes it: its document, and whether it is plain (plain.py)."""
+
+    doc: str
+    plain: bool
+
+
+def _encode_all(entities: Sequence[Entity]) -> dict[int, Encoded]:
+    """New entities encoded, by the identity of each entity object."""
+    return {id(e): Encoded(_doc(e), is_plain(e)) for e in entities}
+
+
+def _encoded(docs: Mapping[int, Encoded], entity: Entity) -> Encoded:
+    found = docs.get(id(entity))
+    return found if found is not None else Encoded(_doc(entity), is_plain(entity))
 
 
 def _doc(entity: Entity) -> str:

@@ -13,8 +13,11 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import TypeVar
+
+import orjson
 
 from burgo.clock import Clock, SystemClock
 from burgo.ngsild.errors import (
@@ -26,6 +29,7 @@ from burgo.ngsild.errors import (
 from burgo.ngsild.times import format_datetime
 from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
 from burgo.store.sqlite.migrations import migrate, schema_version
+from burgo.store.sqlite.plain import clear_instances, fill_instances
 from burgo.store.sqlite.qsql import register_functions
 from burgo.store.sqlite.writer import SqliteWriter
 
@@ -49,6 +53,9 @@ ChangeHook = Callable[[sqlite3.Connection, EntityChangeRecord], None]
 # only what is stored) takes each entity at most once, from its first ``before`` to its last
 # ``after``.
 BatchHook = Callable[[sqlite3.Connection, Sequence[StoredChange]], None]
+# A hook's set-based form for entities just created in a plain shape (store/sqlite/plain.py):
+# the connection, the JSON array of their rows' keys, and their changes in order.
+PlainForm = Callable[[sqlite3.Connection, str, Sequence[StoredChange]], None]
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
@@ -64,6 +71,27 @@ def translate_error(exc: sqlite3.Error) -> NgsiLdError:
     if primary in _CANNOT_WRITE:
         return ServiceUnavailable(f"The database cannot write ({exc}); check its disk and file")
     return InternalError(f"Database error: {exc}")
+
+
+# Plain creates in a row below this many go through the Python hooks: each run costs the
+# set-based forms a dozen statements, which only pays over several entities.
+_MIN_PLAIN_RUN = 16
+
+
+def _runs(
+    changes: Sequence[StoredChange], plain: set[int]
+) -> list[tuple[bool, list[StoredChange]]]:
+    """``changes`` cut into runs, in order: runs of at least _MIN_PLAIN_RUN plain creates
+    (``plain``: their ids), and runs of anything else."""
+    runs: list[tuple[bool, list[StoredChange]]] = []
+    for is_plain, group in groupby(changes, key=lambda change: id(change) in plain):
+        run = list(group)
+        is_plain = is_plain and len(run) >= _MIN_PLAIN_RUN
+        if runs and not is_plain and not runs[-1][0]:
+            runs[-1][1].extend(run)
+        else:
+            runs.append((is_plain, run))
+    return runs
 
 
 class SqliteCore:
@@ -93,6 +121,8 @@ class SqliteCore:
         self._change_hooks: list[ChangeHook] = []
         self._batch_hooks: list[BatchHook] = []
         self._state_hooks: list[BatchHook] = []
+        # The set-based forms of batch and state hooks, by hook.
+        self._plain_forms: dict[BatchHook, PlainForm] = {}
 
     # -- connections -------------------------------------------------------------------------
 
@@ -242,9 +272,36 @@ class SqliteCore:
             pk = None if row is None else int(row[0])
         self._entities_changed(conn, (StoredChange(record, pk),))
 
-    def _entities_changed(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
-        """Tell every hook about the writes of several entities (each at most once), in order."""
-        self._entity_steps_changed(conn, changes, changes)
+    def _entities_changed(
+        self,
+        conn: sqlite3.Connection,
+        changes: Sequence[StoredChange],
+        plain: Sequence[StoredChange] = (),
+    ) -> None:
+        """Tell every hook about the writes of several entities (each at most once), in order.
+        ``plain`` are those of ``changes`` that create an entity of a plain shape: a hook with a
+        set-based form takes them through it, when enough of them come in a row. Runs of plain and
+        other changes are handed over in turn, so ids (of history series, say) are given out in
+        the order of ``changes``."""
+        if not plain:
+            self._entity_steps_changed(conn, changes, changes)
+            return
+        for is_plain, run in _runs(changes, {id(change) for change in plain}):
+            if not is_plain:
+                self._entity_steps_changed(conn, run, run)
+                continue
+            keys = orjson.dumps([change.pk for change in run]).decode()
+            fill_instances(conn, keys)
+            for hook in (*self._batch_hooks, *self._state_hooks):
+                form = self._plain_forms.get(hook)
+                if form is None:
+                    hook(conn, run)
+                else:
+                    form(conn, keys, run)
+            clear_instances(conn)
+            for change_hook in self._change_hooks:
+                for change in run:
+                    change_hook(conn, change.record)
 
     def _entity_steps_changed(
         self,

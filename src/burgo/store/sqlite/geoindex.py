@@ -29,6 +29,7 @@ class SqliteGeoIndex(SqliteCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._state_hooks.append(index_entities)
+        self._plain_forms[index_entities] = index_created_entities
 
 
 def geo_instances(entity: Entity | None) -> list[tuple[str, Any]]:
@@ -116,3 +117,43 @@ def _index_geometry(conn: sqlite3.Connection, changes: Sequence[StoredChange]) -
         "INSERT INTO entity_geo_box (id, min_x, max_x, min_y, max_y) VALUES (?, ?, ?, ?, ?)",
         [(i, *box) for i, box in zip(ids, boxes, strict=True)],
     )
+
+
+# The set-based form for plain entities just created (store/sqlite/plain.py), whose GeoProperties
+# are Points: the rows _index_types and _index_geometry write, in the same order.
+_CREATED_TYPES = """
+INSERT OR REPLACE INTO entity_type_ids (tenant, type, id, entity_pk)
+SELECT e.tenant, t.value, e.id, e.pk
+FROM json_each(?1) AS b JOIN entities AS e ON e.pk = b.value, json_each(e.types) AS t
+ORDER BY b.key, t.key
+"""
+_CREATED_STALE = """
+SELECT g.id FROM json_each(?1) AS b JOIN entities AS e ON e.pk = b.value
+JOIN entity_geo AS g ON g.tenant = e.tenant AND g.entity_id = e.id
+"""
+_CREATED_GEO = """
+INSERT INTO entity_geo (tenant, entity_id, entity_pk, name, geometry)
+SELECT tenant, entity_id, pk, attr, value FROM temp.plain_instances
+WHERE kind = 'GeoProperty'
+ORDER BY n, aid, iid
+"""
+_CREATED_BOXES = """
+INSERT INTO entity_geo_box (id, min_x, max_x, min_y, max_y)
+SELECT id, geometry ->> '$.coordinates[0]', geometry ->> '$.coordinates[0]',
+    geometry ->> '$.coordinates[1]', geometry ->> '$.coordinates[1]'
+FROM entity_geo WHERE id > ?
+"""
+
+
+def index_created_entities(
+    conn: sqlite3.Connection, keys: str, changes: Sequence[StoredChange]
+) -> None:
+    """The set-based form of :func:`index_entities` for plain entities just created."""
+    conn.execute(_CREATED_TYPES, (keys,))
+    old = conn.execute(_CREATED_STALE, (keys,)).fetchall()
+    if old:
+        conn.executemany("DELETE FROM entity_geo_box WHERE id = ?", old)
+        conn.executemany("DELETE FROM entity_geo WHERE id = ?", old)
+    (high,) = conn.execute("SELECT coalesce(max(id), 0) FROM entity_geo").fetchone()
+    if conn.execute(_CREATED_GEO).rowcount:
+        conn.execute(_CREATED_BOXES, (high,))

@@ -35,6 +35,7 @@ class SqliteQIndex(SqliteCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._state_hooks.append(index_attr_values)
+        self._plain_forms[index_attr_values] = index_created_values
 
 
 def attribute_rows(pk: int, name: str, instances: Iterable[Attribute]) -> set[Row]:
@@ -110,3 +111,39 @@ def index_attr_values(conn: sqlite3.Connection, changes: Sequence[StoredChange])
             "INSERT INTO attr_values (entity_pk, attr, kind, num, txt) VALUES (?, ?, ?, ?, ?)",
             rows,
         )
+
+
+# The rows entity_rows() gives, for plain entities (store/sqlite/plain.py): an existence row per
+# attribute, and per instance each string or number of its value (or of its list's members).
+_CREATED_VALUES = """
+INSERT INTO attr_values (entity_pk, attr, kind, num, txt)
+SELECT pk, attr, 'e', NULL, NULL FROM temp.plain_instances WHERE ik = 0
+UNION ALL
+SELECT pk, attr, CASE WHEN kind = 'Relationship' THEN 'r' ELSE 'v' END,
+    CASE WHEN vtype IN ('integer', 'real') THEN atom END, CASE WHEN vtype = 'text' THEN atom END
+FROM temp.plain_instances WHERE NOT multi AND vtype IN ('integer', 'real', 'text')
+UNION ALL
+-- Only values that may repeat (list members, instances of one attribute) are made distinct.
+SELECT DISTINCT pk, attr, kind, num, txt FROM (
+    SELECT pk, attr, CASE WHEN kind = 'Relationship' THEN 'r' ELSE 'v' END AS kind,
+        CASE WHEN vtype IN ('integer', 'real') THEN atom END AS num,
+        CASE WHEN vtype = 'text' THEN atom END AS txt
+    FROM temp.plain_instances WHERE multi AND vtype IN ('integer', 'real', 'text')
+    UNION ALL
+    SELECT p.pk, p.attr, CASE WHEN p.kind = 'Relationship' THEN 'r' ELSE 'v' END,
+        CASE WHEN c.type IN ('integer', 'real') THEN c.value END,
+        CASE WHEN c.type = 'text' THEN c.value END
+    FROM temp.plain_instances AS p, json_each(p.value) AS c
+    WHERE p.vtype = 'array' AND c.type IN ('integer', 'real', 'text')
+)
+"""
+
+
+def index_created_values(
+    conn: sqlite3.Connection, keys: str, changes: Sequence[StoredChange]
+) -> None:
+    """The set-based form of :func:`index_attr_values` for plain entities just created."""
+    # Defensive, as there: a key reused after a delete made with foreign keys off starts clean.
+    conn.execute("DELETE FROM attr_values WHERE entity_pk IN (SELECT value FROM json_each(?))",
+                 (keys,))  # fmt: skip
+    conn.execute(_CREATED_VALUES)

@@ -39,6 +39,7 @@ from burgo.store.sqlite.temporal_write import (
     numeric_points,
     recompute_rollups,
     record_changes,
+    record_created,
     series_id,
     touch_entity,
 )
@@ -68,6 +69,7 @@ class SqliteTemporal(SqliteCore):
         self._history = HistoryWriter()
         self._history_figures: dict[str, float] = {}
         self._batch_hooks.append(self._record_history)
+        self._plain_forms[self._record_history] = self._record_created
 
     async def open(self) -> None:
         """Open the store, then measure the history for /metrics."""
@@ -76,6 +78,11 @@ class SqliteTemporal(SqliteCore):
 
     def _record_history(self, conn: sqlite3.Connection, changes: Sequence[StoredChange]) -> None:
         record_changes(conn, self._history, changes)
+
+    def _record_created(
+        self, conn: sqlite3.Connection, keys: str, changes: Sequence[StoredChange]
+    ) -> None:
+        record_created(conn, self._history, keys, changes)
 
     # -- reading ---------------------------------------------------------------------------------
 

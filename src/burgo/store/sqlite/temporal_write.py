@@ -24,6 +24,7 @@ from burgo.store.history_rows import (
     history_doc,
 )
 from burgo.store.sqlite.core import StoredChange
+from burgo.store.sqlite.plain import MILLIS_SQL
 
 # Entity ids per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
@@ -345,3 +346,81 @@ def numeric_points(rows: Sequence[tuple[int, Row]]) -> Mapping[int, list[tuple[i
         if row[1] is not None:
             points.setdefault(series, []).append((row[0], row[1]))
     return points
+
+
+# The set-based form of record_changes() for plain entities just created that have no series yet
+# (store/sqlite/plain.py): the same rows, in the same order. ?1 holds the entities' keys; ?2 (a
+# JSON array) the ids of those left to the Python form.
+_CREATED_ENTITIES = f"""
+INSERT INTO history_entities (tenant, id, types, created_at, deleted_at)
+SELECT e.tenant, e.id, e.types, {MILLIS_SQL.format("e.created_at")}, NULL
+FROM json_each(?1) AS b JOIN entities AS e ON e.pk = b.value
+WHERE e.id NOT IN (SELECT value FROM json_each(?2)) ORDER BY b.key
+ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, deleted_at = NULL
+"""  # noqa: S608 - fixed fragments
+_CREATED_SERIES = """
+INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed)
+SELECT tenant, entity_id, attr, dataset_id, kind, NOT numeric FROM temp.plain_instances
+WHERE entity_id NOT IN (SELECT value FROM json_each(?1))
+ORDER BY n, aid, iid
+"""
+# A number of a Property: its row holds it in num, the rest of the instance as an interned shape
+# (its unitCode) or nothing; any other instance is its JSON without times nor datasetId.
+_CREATED_HISTORY = """
+INSERT INTO history (series, t, seq, num, shape, doc, rec)
+SELECT
+    (SELECT s.id FROM history_series AS s WHERE s.tenant = p.tenant
+        AND s.entity_id = p.entity_id AND s.attr = p.attr AND s.dataset_id = p.dataset_id),
+    t, 0, CASE WHEN numeric THEN atom END,
+    CASE WHEN numeric AND unit IS NOT NULL THEN (SELECT h.id FROM history_shapes AS h
+        WHERE h.doc = '{"type":"Property","unitCode":' || unit || '}') END,
+    CASE WHEN NOT numeric THEN '{"type":"' || kind || '","'
+        || CASE WHEN kind = 'Relationship' THEN 'object' ELSE 'value' END || '":' || value
+        || coalesce(',"unitCode":' || unit, '') || '}' END,
+    rec
+FROM temp.plain_instances AS p
+WHERE entity_id NOT IN (SELECT value FROM json_each(?1))
+"""
+# The hourly and daily buckets of the numbers just recorded (one point each: new series).
+_CREATED_ROLLUPS = """
+INSERT INTO history_rollups (series, grain, bucket, n, total, low, high, sumsq)
+SELECT h.series, g.value, h.t - ((h.t % g.value) + g.value) % g.value, 1,
+    CAST(h.num AS REAL), h.num, h.num, CAST(h.num AS REAL) * h.num
+FROM history_series AS s JOIN history AS h ON h.series = s.id, json_each(?2) AS g
+WHERE s.id > ?1 AND h.num IS NOT NULL
+"""
+_WITH_SERIES = """
+SELECT DISTINCT e.id FROM json_each(?) AS b JOIN entities AS e ON e.pk = b.value
+JOIN history_series AS s ON s.tenant = e.tenant AND s.entity_id = e.id
+"""
+
+
+def record_created(
+    conn: sqlite3.Connection,
+    writer: HistoryWriter,
+    keys: str,
+    changes: Sequence[StoredChange],
+) -> None:
+    """The set-based form of :func:`record_changes` for plain entities just created (``keys``:
+    the JSON array of their rows' keys); those with history series already (an id created
+    again after a delete) take the Python form."""
+    again = {row[0] for row in conn.execute(_WITH_SERIES, (keys,))}
+    if again:
+        record_changes(conn, writer, [c for c in changes if c.record.entity_id in again])
+    skipped = orjson.dumps(sorted(again)).decode()
+    (high,) = conn.execute("SELECT coalesce(max(id), 0) FROM history_series").fetchone()
+    conn.execute(_CREATED_ENTITIES, (keys, skipped))
+    # In order of first use, as the Python form interns them.
+    units = {
+        attr.unit_code: None
+        for change in changes
+        if change.record.after is not None and change.record.entity_id not in again
+        for instances in change.record.after.attrs.values()
+        for attr in instances
+        if attr.unit_code is not None and attr.kind is AttrKind.PROPERTY and is_number(attr.value)
+    }
+    for unit in units:
+        writer.shape_id(conn, orjson.dumps({"type": "Property", "unitCode": unit}).decode())
+    conn.execute(_CREATED_SERIES, (skipped,))
+    conn.execute(_CREATED_HISTORY, (skipped,))
+    conn.execute(_CREATED_ROLLUPS, (high, orjson.dumps(GRAINS).decode()))
