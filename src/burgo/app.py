@@ -30,6 +30,7 @@ from burgo.clock import Clock, SystemClock
 from burgo.config import Settings
 from burgo.ingest.health import HealthWorker, IngestCollector
 from burgo.ingest.mqtt import MqttListener
+from burgo.ingest.mqtt_identity import default_client_id
 from burgo.ingest.service import DeviceService
 from burgo.ngsild.errors import (
     BadRequestData,
@@ -145,6 +146,7 @@ def create_app(
             MqttListener(
                 devices,
                 settings.mqtt_url,
+                client_id=settings.mqtt_client_id or default_client_id(settings.db),
                 topic=settings.mqtt_topic,
                 shared_group=settings.mqtt_shared_group or None,
             )

@@ -135,6 +135,11 @@ class Settings(BaseModel):
         default="burgo",
         description="MQTT 5 shared-subscription group ($share/<group>/...); empty: none.",
     )
+    mqtt_client_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="MQTT client id, before its -<slot>; unset: burgo-<host>-<db hash>",
+    )
     device_missed_reports: int = Field(
         default=3, ge=1, description="Expected reports a device may miss before it is offline."
     )
@@ -158,6 +163,11 @@ class Settings(BaseModel):
         if any(c in value for c in "+#$"):
             raise ValueError("cannot hold the MQTT wildcards + and # or '$'")
         return value
+
+    @field_validator("mqtt_client_id", mode="before")
+    @classmethod
+    def _client_id_or_default(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("db")
     @classmethod

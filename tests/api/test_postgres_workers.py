@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -221,3 +222,24 @@ def test_two_workers_share_the_mqtt_readings(served: Served, mqtt_broker: Broker
         assert client.get(f"{DEVICES}/m-1").json()["status"]["messages"] == 200
     assert sum(by_worker.values()) == 200  # each reading taken in by one worker
     assert all(count > 0 for count in by_worker.values()), by_worker  # by either worker
+
+
+def test_a_worker_started_again_resumes_the_mqtt_session_of_the_one_that_died(
+    served: Served,
+) -> None:
+    """Runs last: it kills a worker of the shared server."""
+
+    def client_ids() -> list[str]:
+        return [line.rsplit(" ", 1)[1] for line in served.log_lines("MQTT: client id ")]
+
+    first = client_ids()
+    assert len(first) == 2
+    base = first[0].rsplit("-", 1)[0]
+    assert sorted(first) == [f"{base}-0", f"{base}-1"]  # one slot each
+    text = httpx.get(f"{served.base}/metrics").text
+    pid = PROCESS.search(text)
+    assert pid is not None
+    os.kill(int(pid[1]), signal.SIGKILL)
+    wait_for(lambda: len(client_ids()) == 3, "a worker started in the dead one's place", 30)
+    # The other worker still holds its slot: the new one took the dead one's, and its session.
+    assert client_ids()[2] in first

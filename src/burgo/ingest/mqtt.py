@@ -6,7 +6,9 @@ Messages arrive with QoS 1, in batches, and are acknowledged only once stored: w
 acknowledged comes again when the session is resumed (after a lost connection, or a storage
 failure, which makes the listener reconnect). With a shared-subscription group (MQTT 5
 ``$share/{group}/...``) several Burgo workers split the load. A lost connection is retried with
-back-off and resubscribed; a stopping worker unsubscribes, finishes and ends its session.
+back-off and resubscribed; a stopping worker unsubscribes, finishes and ends its session. The
+client id is the same after a restart (mqtt_identity), so a process started again after a crash
+resumes the session the dead one left and gets the messages the broker kept for it.
 
 >>> TopicLayout("burgo/{tenant}/{device}/attrs").parse("burgo/fundao/aq-1/attrs")
 ('fundao', 'aq-1')
@@ -17,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from burgo.ingest.mqtt_client import MqttConnection, MqttError
+from burgo.ingest.mqtt_identity import ClientSlot
 from burgo.ingest.mqtt_wire import Publish
 from burgo.ingest.service import DeviceService, Publication
 from burgo.ngsild.errors import InternalError, ServiceUnavailable
@@ -100,8 +102,10 @@ class MqttListener:
         service: DeviceService,
         url: str,
         *,
+        client_id: str,
         topic: str = DEFAULT_TOPIC,
         shared_group: str | None = "burgo",
+        slots: Path | None = None,
         max_in_flight: int = 1000,
         batch_size: int = MAX_BATCH,
         reconnect_delay: float = 1.0,
@@ -118,9 +122,13 @@ class MqttListener:
         self.subscription = (
             f"$share/{shared_group}/{self.layout.filter}" if shared_group else self.layout.filter
         )
-        # Unique to this listener (two apps in one process must not take each other's session);
-        # kept across its reconnections, so the broker resumes the session.
-        self.identifier = f"burgo-{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        # The session's name: ``client_id`` and the slot this listener holds while it runs
+        # (mqtt_identity), the same after a restart, so the broker resumes the session (and
+        # across reconnections); never that of another running listener.
+        self.client_id = client_id
+        self.slots = slots
+        self.identifier = ""
+        self._slot: ClientSlot | None = None
         self.reconnect_delay = reconnect_delay
         self.max_in_flight = max_in_flight
         self.batch_size = batch_size
@@ -131,6 +139,9 @@ class MqttListener:
 
     async def start(self) -> None:
         """Connect and subscribe in the background (retrying until the broker answers)."""
+        self._slot = ClientSlot.claim(self.client_id, self.slots)
+        self.identifier = self._slot.client_id
+        log.info("MQTT: client id %s", self.identifier)
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="burgo-mqtt-listener")
 
@@ -146,6 +157,9 @@ class MqttListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._slot is not None:
+            self._slot.release()  # after the session ended: the next process may take it
+            self._slot = None
 
     async def _run(self) -> None:
         delay = self.reconnect_delay
