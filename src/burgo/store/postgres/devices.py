@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg import errors
 
-from burgo.ngsild.errors import AlreadyExists
+from burgo.ngsild.errors import AlreadyExists, NgsiLdError
 from burgo.store.devices import (
     STATE_ONLINE,
     STATE_UNKNOWN,
@@ -19,7 +20,7 @@ from burgo.store.devices import (
     EntityUpdate,
     ReportOutcome,
 )
-from burgo.store.postgres.core import Connection
+from burgo.store.postgres.core import Connection, translate_error
 from burgo.store.postgres.entities import PostgresEntities
 
 _STATUS_COLUMNS = (
@@ -151,17 +152,30 @@ class PostgresDevices(PostgresEntities):
     async def ingest_device_messages(
         self, messages: Sequence[DeviceMessage]
     ) -> list[ReportOutcome | Exception]:
-        """Each message in a transaction of its own (the pool's connections run them in turn)."""
+        """The messages in one transaction (one commit and its flush to disk), each in a savepoint
+        of its own: a message that fails changes nothing and fails alone; a lost connection
+        fails them all."""
         results: list[ReportOutcome | Exception] = []
-        for m in messages:
-            try:
-                outcome = await self.ingest_device_report(
-                    m.tenant, m.device_id, m.report, m.message_id, m.updates
-                )
-            except Exception as exc:  # noqa: BLE001 - handed back as this message's outcome
-                results.append(exc)
-            else:
-                results.append(outcome)
+        if not messages:
+            return results
+        async with self._transaction() as conn:
+            for m in messages:
+                try:
+                    await self._check_tenant(m.tenant)
+                    async with conn.transaction():
+                        outcome = await _record_report(
+                            conn, m.tenant, m.device_id, m.report, m.message_id
+                        )
+                        if not outcome.duplicate and m.updates:
+                            await self.apply_changes(conn, m.tenant, m.updates)
+                except NgsiLdError as exc:
+                    results.append(exc)
+                except psycopg.Error as exc:
+                    if conn.broken:
+                        raise
+                    results.append(translate_error(exc))
+                else:
+                    results.append(outcome)
         return results
 
     async def forget_device_message(self, tenant: str, device_id: str, message_id: str) -> None:

@@ -197,8 +197,7 @@ class PostgresEntities(PostgresCore):
                 await delete_entity_row(conn, tenant, entity_id)
             elif final is not stored[(tenant, entity_id)]:
                 await update_entity(conn, tenant, final)
-        for record in records:
-            await self._entity_changed(conn, record)
+        await self._entities_changed(conn, records)
         return outcomes
 
     async def delete_entity(self, tenant: str, entity_id: str) -> Entity:

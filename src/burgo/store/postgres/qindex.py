@@ -124,7 +124,7 @@ class PostgresQIndex(PostgresCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._change_hooks.append(self._index_entity)
+        self._net_change_hooks.append(self._index_entity)
         self.postgis = False
 
     async def open(self) -> None:
