@@ -36,6 +36,9 @@ from burgo.store.queries import QueryResult
 _BATCH = 500
 # Below this many index rows, a q term every match satisfies drives the query.
 FEW_CANDIDATES = 2000
+# Below this many index rows each, two or more such terms drive the query together: the
+# intersection of their entity ids (each read from its index alone).
+SOME_CANDIDATES = 50_000
 
 
 class _Plan:
@@ -51,7 +54,7 @@ class _Plan:
         self.page = self.where
         self.residual = not query_filter(query).exact
         # Where the page's rows come from and their order (a type's own list, see prepare).
-        self.source = "entities AS e"
+        self.source = Filter("entities AS e")
         self.order = "e.id"
 
     def _where(self, probe: bool) -> Filter:
@@ -60,30 +63,37 @@ class _Plan:
             parts.append(self.geo.some("IS NOT FALSE"))
         return conjunction(parts)
 
-    async def prepare(self, conn: Connection, few: int) -> None:
+    async def prepare(self, conn: Connection, few: int, some: int = SOME_CANDIDATES) -> None:
         """Choose how the page is read. A q term every match satisfies whose index holds few
-        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
-        which drives by its own index) the entities are walked in id order, each visited row
-        looking up its own index rows, and the walk stops when the page is full. ``few``: see
-        :data:`FEW_CANDIDATES`."""
+        rows drives the query (PostgreSQL joins its rows); so do two or more such terms with
+        some rows each, by the intersection of their entity ids; otherwise (and without a
+        geo-query, which drives by its own index) the entities are walked in id order, each
+        visited row looking up its own index rows, and the walk stops when the page is full.
+        ``few``, ``some``: see :data:`FEW_CANDIDATES`, :data:`SOME_CANDIDATES`."""
         if self.geo is not None:
             return
         if self.query.q is not None:
-            for term in rare_terms(self.tenant, self.query.q):
-                cursor = await conn.execute(
-                    f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
-                    [*term.params, few],
-                )
-                row = await cursor.fetchone()
-                if row is not None and row[0] < few:
+            terms = rare_terms(self.tenant, self.query.q)
+            for term in terms:
+                if await _rows(conn, term, few) < few:
                     return
             self.page = self._where(probe=True)
+            if len(terms) > 1 and some > few:
+                driving = await _some_rows(conn, terms, some)
+                if len(driving) > 1:
+                    # The ids every driving term holds for, each entity then checked in full.
+                    both = " INTERSECT ".join(f"({term.sql})" for term in driving)
+                    self.source = Filter(
+                        f"({both}) AS m(id) JOIN entities AS e ON e.tenant = %s AND e.id = m.id",
+                        [*(p for term in driving for p in term.params), self.tenant],
+                    )
+                    return
         selectors = self.query.selectors
         if len(selectors) == 1 and not selectors[0].ids and selectors[0].types is not None:
             required = _required_type(selectors[0].types)
             if required is not None:
                 # Walk that type's own id list, not every entity of the tenant.
-                self.source = (
+                self.source = Filter(
                     "entity_type_ids AS t JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id"
                 )
                 self.order = "t.id"
@@ -110,6 +120,32 @@ class _Plan:
         )
         row = await cursor.fetchone()
         return not (row and row[0])
+
+
+async def _rows(conn: Connection, term: Filter, cap: int) -> int:
+    """How many index rows the term has, counted up to ``cap``."""
+    cursor = await conn.execute(
+        f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
+        [*term.params, cap],
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def _some_rows(conn: Connection, terms: list[Filter], some: int) -> list[Filter]:
+    """The terms with fewer than ``some`` index rows. Only the terms the planner's statistics
+    put below four times ``some`` are counted (the statistics may err by a factor of three or
+    so), and only when two of them are: the common queries, with a term or two matching most
+    entities, spend a plan of each term and no count."""
+    likely = []
+    for term in terms:
+        cursor = await conn.execute(f"EXPLAIN (FORMAT JSON) {term.sql}", term.params)
+        row = await cursor.fetchone()
+        if row is not None and row[0][0]["Plan"]["Plan Rows"] < 4 * some:
+            likely.append(term)
+    if len(likely) < 2:
+        return []
+    return [term for term in likely if await _rows(conn, term, some) < some]
 
 
 def type_count(tenant: str, query: EntityQuery) -> Filter | None:
@@ -154,10 +190,16 @@ async def _walk(
         keyset = "" if after is None else f" AND {plan.order} > %s"
         # The ids first (from the indexes alone when the conditions allow), then the documents.
         statement = (
-            f"SELECT e.id, {sure.sql} FROM {plan.source} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id, {sure.sql} FROM {plan.source.sql} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
             f"ORDER BY {plan.order} LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
         )
-        params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
+        params = [
+            *sure.params,
+            *plan.source.params,
+            *plan.page.params,
+            *([] if after is None else [after]),
+            _BATCH,
+        ]
         cursor = await conn.execute(statement, params)
         rows = await cursor.fetchall()
         if not rows:
@@ -181,13 +223,15 @@ class PostgresQueries(PostgresQIndex):
 
     # Below this many index rows, a q term every match satisfies drives the query.
     few_candidates = FEW_CANDIDATES
+    # Below this many index rows each, two or more such terms drive the query together.
+    some_candidates = SOME_CANDIDATES
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         """One page of the entities matching ``query``, by id, with the count if asked for."""
         await self._check_tenant(tenant)
         plan = _Plan(tenant, query, self.postgis)
         async with self._transaction() as conn:
-            await plan.prepare(conn, self.few_candidates)
+            await plan.prepare(conn, self.few_candidates, self.some_candidates)
             if plan.geo is not None and not plan.residual and query.offset == 0 and not query.count:
                 certain = await _certain_page(conn, plan)
                 if certain is not None:
@@ -223,11 +267,11 @@ async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
     assert plan.geo is not None
     geo, query = plan.geo, plan.query
     cursor = await conn.execute(
-        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
+        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source.sql} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
         f"ORDER BY {plan.order} LIMIT %s) AS p CROSS JOIN LATERAL (SELECT coalesce(bool_or("
         f"({geo.verdict}) IS TRUE), false) AS sure FROM entity_geo AS g WHERE g.tenant = %s "
         f"AND g.entity_id = p.id AND {geo.candidate}) AS s ORDER BY p.id",
-        [*plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
+        [*plan.source.params, *plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
          *geo.candidate_params],
     )  # fmt: skip
     rows = await cursor.fetchall()
@@ -251,9 +295,9 @@ async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
         # The page's ids first (from the indexes alone when the conditions allow), then only
         # their documents.
         cursor = await conn.execute(
-            f"SELECT e.id FROM {plan.source} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id FROM {plan.source.sql} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
             f"ORDER BY {plan.order} LIMIT %s OFFSET %s",
-            [*walk.params, query.limit + 1, query.offset],
+            [*plan.source.params, *walk.params, query.limit + 1, query.offset],
         )
         ids = [entity_id for (entity_id,) in await cursor.fetchall()]
         more = len(ids) > query.limit
