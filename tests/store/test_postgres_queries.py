@@ -103,10 +103,11 @@ async def test_q_gives_the_reference_page_and_count(
         count=True,
     )
     expected = sorted(e.id for e in stored if matches(e, query))
-    # A rare q term driving the query (joined), several terms driving it together (the
-    # intersection of their ids), and every term looked up per visited row.
-    for few, some in ((1_000_000, 0), (0, 1_000_000), (0, 0)):
-        pg.few_candidates, pg.some_candidates = few, some
+    # A rare q term driving the query (joined), the terms driving it together (the
+    # intersection of their ids) after a walk of the type's first ids found too few, and every
+    # term looked up per visited row (of the first ids, of all).
+    for few, some, first in ((1_000_000, 0, 0), (0, 1_000_000, 0), (0, 0, 2), (0, 0, 0)):
+        pg.few_candidates, pg.some_candidates, pg.first_visits = few, some, first
         result = await pg.query_entities(tenant, query)
         assert [e.id for e in result.entities] == expected[offset : offset + limit], (text, few)
         assert result.count == len(expected), (text, few)
@@ -114,14 +115,15 @@ async def test_q_gives_the_reference_page_and_count(
 
 
 async def test_two_terms_drive_the_query_together(pg: PostgresStore) -> None:
-    """Neither term is rare (30 index rows each, 10 the threshold) but both are under the
-    second threshold: the intersection of their ids drives the query, and the page and count
-    are the reference's; so they are when each visited row is looked up instead."""
+    """Neither term is rare (30 index rows each, 10 the threshold) and the type's first 20 ids
+    hold too few matches, but both terms are under the second threshold: the intersection of
+    their ids drives the query, and the page and count are the reference's; so they are when
+    each visited row is looked up instead."""
     made, query = two_common_terms()
     await pg.write_entities("", [EntityWrite(e.id, create=e) for e in made])
     expected = sorted(e.id for e in made if matches(e, query))
     for some in (100, 0):
-        pg.few_candidates, pg.some_candidates = 10, some
+        pg.few_candidates, pg.some_candidates, pg.first_visits = 10, some, 20
         result = await pg.query_entities("", query)
         assert [e.id for e in result.entities] == expected[3:7], some
         assert result.count == 10 and result.more, some

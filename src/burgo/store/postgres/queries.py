@@ -36,8 +36,10 @@ from burgo.store.queries import QueryResult
 _BATCH = 500
 # Below this many index rows, a q term every match satisfies drives the query.
 FEW_CANDIDATES = 2000
-# Below this many index rows each, two or more such terms drive the query together: the
-# intersection of their entity ids (each read from its index alone).
+# When a walk of a type finds too few matches among this many ids, the q terms with fewer than
+# SOME_CANDIDATES index rows each drive the query: the intersection of their entity ids (each
+# read from its index alone).
+FIRST_VISITS = 2000
 SOME_CANDIDATES = 50_000
 
 
@@ -56,6 +58,10 @@ class _Plan:
         # Where the page's rows come from and their order (a type's own list, see prepare).
         self.source = Filter("entities AS e")
         self.order = "e.id"
+        # The q terms that may drive the query together when a walk finds too few matches.
+        self.terms: list[Filter] = []
+        # A walk of a type's ids: the type.
+        self.walked: str | None = None
 
     def _where(self, probe: bool) -> Filter:
         parts = [Filter("e.tenant = %s", [self.tenant]), query_filter(self.query, probe)]
@@ -63,13 +69,12 @@ class _Plan:
             parts.append(self.geo.some("IS NOT FALSE"))
         return conjunction(parts)
 
-    async def prepare(self, conn: Connection, few: int, some: int = SOME_CANDIDATES) -> None:
+    async def prepare(self, conn: Connection, few: int) -> None:
         """Choose how the page is read. A q term every match satisfies whose index holds few
-        rows drives the query (PostgreSQL joins its rows); so do two or more such terms with
-        some rows each, by the intersection of their entity ids; otherwise (and without a
-        geo-query, which drives by its own index) the entities are walked in id order, each
-        visited row looking up its own index rows, and the walk stops when the page is full.
-        ``few``, ``some``: see :data:`FEW_CANDIDATES`, :data:`SOME_CANDIDATES`."""
+        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
+        which drives by its own index) the entities are walked in id order, each visited row
+        looking up its own index rows, and the walk stops when the page is full (see
+        :meth:`drive` for a walk that finds too few). ``few``: see :data:`FEW_CANDIDATES`."""
         if self.geo is not None:
             return
         if self.query.q is not None:
@@ -78,16 +83,7 @@ class _Plan:
                 if await _rows(conn, term, few) < few:
                     return
             self.page = self._where(probe=True)
-            if len(terms) > 1 and some > few:
-                driving = await _some_rows(conn, terms, some)
-                if len(driving) > 1:
-                    # The ids every driving term holds for, each entity then checked in full.
-                    both = " INTERSECT ".join(f"({term.sql})" for term in driving)
-                    self.source = Filter(
-                        f"({both}) AS m(id) JOIN entities AS e ON e.tenant = %s AND e.id = m.id",
-                        [*(p for term in driving for p in term.params), self.tenant],
-                    )
-                    return
+            self.terms = terms
         selectors = self.query.selectors
         if len(selectors) == 1 and not selectors[0].ids and selectors[0].types is not None:
             required = _required_type(selectors[0].types)
@@ -97,9 +93,37 @@ class _Plan:
                     "entity_type_ids AS t JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id"
                 )
                 self.order = "t.id"
+                self.walked = required
                 self.page = conjunction(
                     [Filter("t.tenant = %s AND t.type = %s", [self.tenant, required]), self.page]
                 )
+
+    def bounded(self, visits: int) -> Filter:
+        """The source of a walk of the type's first ``visits`` ids only."""
+        return Filter(
+            "(SELECT t.tenant, t.type, t.id FROM entity_type_ids AS t WHERE t.tenant = %s "
+            "AND t.type = %s ORDER BY t.id LIMIT %s) AS t "
+            "JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id",
+            [self.tenant, self.walked, visits],
+        )
+
+    async def drive(self, conn: Connection, some: int) -> bool:
+        """Drive the query by the entity ids of its q terms with fewer than ``some`` index rows
+        each (their intersection, each read from its index alone), every entity then checked in
+        full; False when no term has so few."""
+        driving = [term for term in self.terms if await _rows(conn, term, some) < some]
+        if not driving:
+            return False
+        both = " INTERSECT ".join(f"({term.sql})" for term in driving)
+        if len(driving) == 1:
+            both = f"SELECT DISTINCT d.entity_id FROM ({both}) AS d"  # noqa: S608 - fixed fragments
+        self.source = Filter(
+            f"({both}) AS m(id) JOIN entities AS e ON e.tenant = %s AND e.id = m.id",
+            [*(p for term in driving for p in term.params), self.tenant],
+        )
+        self.order = "e.id"
+        self.page = self._where(probe=True)
+        return True
 
     def sure(self) -> Filter:
         """A column: the geo-query holds for the row (true when there is none)."""
@@ -130,22 +154,6 @@ async def _rows(conn: Connection, term: Filter, cap: int) -> int:
     )
     row = await cursor.fetchone()
     return int(row[0]) if row is not None else 0
-
-
-async def _some_rows(conn: Connection, terms: list[Filter], some: int) -> list[Filter]:
-    """The terms with fewer than ``some`` index rows. Only the terms the planner's statistics
-    put below four times ``some`` are counted (the statistics may err by a factor of three or
-    so), and only when two of them are: the common queries, with a term or two matching most
-    entities, spend a plan of each term and no count."""
-    likely = []
-    for term in terms:
-        cursor = await conn.execute(f"EXPLAIN (FORMAT JSON) {term.sql}", term.params)
-        row = await cursor.fetchone()
-        if row is not None and row[0][0]["Plan"]["Plan Rows"] < 4 * some:
-            likely.append(term)
-    if len(likely) < 2:
-        return []
-    return [term for term in likely if await _rows(conn, term, some) < some]
 
 
 def type_count(tenant: str, query: EntityQuery) -> Filter | None:
@@ -225,18 +233,25 @@ class PostgresQueries(PostgresQIndex):
     few_candidates = FEW_CANDIDATES
     # Below this many index rows each, two or more such terms drive the query together.
     some_candidates = SOME_CANDIDATES
+    first_visits = FIRST_VISITS
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         """One page of the entities matching ``query``, by id, with the count if asked for."""
         await self._check_tenant(tenant)
         plan = _Plan(tenant, query, self.postgis)
         async with self._transaction() as conn:
-            await plan.prepare(conn, self.few_candidates, self.some_candidates)
+            await plan.prepare(conn, self.few_candidates)
             if plan.geo is not None and not plan.residual and query.offset == 0 and not query.count:
                 certain = await _certain_page(conn, plan)
                 if certain is not None:
                     return certain
             if await plan.exact(conn):
+                if plan.terms and plan.walked is not None and query.limit > 0:
+                    # Matches are common (the page fills among the type's first ids), or the
+                    # terms with fewer rows drive.
+                    first = await _exact_page(conn, plan, plan.bounded(self.first_visits))
+                    if first.more or not await plan.drive(conn, self.some_candidates):
+                        return first if first.more else await _exact_page(conn, plan)
                 return await _exact_page(conn, plan)
             return await _walked_page(conn, plan)
 
@@ -286,18 +301,19 @@ async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
     return QueryResult(page, None, len(rows) > query.limit)
 
 
-async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
-    """The page and count straight from SQL."""
+async def _exact_page(conn: Connection, plan: _Plan, source: Filter | None = None) -> QueryResult:
+    """The page and count straight from SQL (its rows read from ``source`` when given)."""
     query, where, walk = plan.query, plan.where, plan.page
+    source = source or plan.source
     page: list[Entity] = []
     more = False
     if query.limit > 0:
         # The page's ids first (from the indexes alone when the conditions allow), then only
         # their documents.
         cursor = await conn.execute(
-            f"SELECT e.id FROM {plan.source.sql} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id FROM {source.sql} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
             f"ORDER BY {plan.order} LIMIT %s OFFSET %s",
-            [*plan.source.params, *walk.params, query.limit + 1, query.offset],
+            [*source.params, *walk.params, query.limit + 1, query.offset],
         )
         ids = [entity_id for (entity_id,) in await cursor.fetchall()]
         more = len(ids) > query.limit
