@@ -117,8 +117,11 @@ class _Plan:
         both = " INTERSECT ".join(f"({term.sql})" for term in driving)
         if len(driving) == 1:
             both = f"SELECT DISTINCT d.entity_id FROM ({both}) AS d"  # noqa: S608 - fixed fragments
+        # Each id looked up by itself (OFFSET 0 keeps the subquery apart): a join could read
+        # the whole type in id order to meet a few hundred ids.
         self.source = Filter(
-            f"({both}) AS m(id) JOIN entities AS e ON e.tenant = %s AND e.id = m.id",
+            f"({both}) AS m(id) CROSS JOIN LATERAL (SELECT * FROM entities AS e "
+            "WHERE e.tenant = %s AND e.id = m.id OFFSET 0) AS e",
             [*(p for term in driving for p in term.params), self.tenant],
         )
         self.order = "e.id"
