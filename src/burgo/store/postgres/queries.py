@@ -120,7 +120,7 @@ class _Plan:
         # Each id looked up by itself (OFFSET 0 keeps the subquery apart): a join could read
         # the whole type in id order to meet a few hundred ids.
         self.source = Filter(
-            f"({both}) AS m(id) CROSS JOIN LATERAL (SELECT * FROM entities AS e "
+            f"({both}) AS m(id) CROSS JOIN LATERAL (SELECT * FROM entities AS e "  # noqa: S608 - fixed fragments
             "WHERE e.tenant = %s AND e.id = m.id OFFSET 0) AS e",
             [*(p for term in driving for p in term.params), self.tenant],
         )
