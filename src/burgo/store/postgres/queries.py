@@ -71,16 +71,18 @@ class _Plan:
 
     async def prepare(self, conn: Connection, few: int) -> None:
         """Choose how the page is read. A q term every match satisfies whose index holds few
-        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
-        which drives by its own index) the entities are walked in id order, each visited row
-        looking up its own index rows, and the walk stops when the page is full (see
-        :meth:`drive` for a walk that finds too few). ``few``: see :data:`FEW_CANDIDATES`."""
+        rows drives the query (its ids, each entity looked up and checked); otherwise (and
+        without a geo-query, which drives by its own index) the entities are walked in id order,
+        each visited row looking up its own index rows, and the walk stops when the page is
+        full (see :meth:`drive` for a walk that finds too few). ``few``: see
+        :data:`FEW_CANDIDATES`."""
         if self.geo is not None:
             return
         if self.query.q is not None:
             terms = rare_terms(self.tenant, self.query.q)
             for term in terms:
                 if await _rows(conn, term, few) < few:
+                    self._drive_by([term])
                     return
             self.page = self._where(probe=True)
             self.terms = terms
@@ -114,6 +116,11 @@ class _Plan:
         driving = [term for term in self.terms if await _rows(conn, term, some) < some]
         if not driving:
             return False
+        self._drive_by(driving)
+        return True
+
+    def _drive_by(self, driving: list[Filter]) -> None:
+        """Read the page's rows from the ids the ``driving`` terms all hold for."""
         both = " INTERSECT ".join(f"({term.sql})" for term in driving)
         if len(driving) == 1:
             both = f"SELECT DISTINCT d.entity_id FROM ({both}) AS d"  # noqa: S608 - fixed fragments
@@ -126,7 +133,6 @@ class _Plan:
         )
         self.order = "e.id"
         self.page = self._where(probe=True)
-        return True
 
     def sure(self) -> Filter:
         """A column: the geo-query holds for the row (true when there is none)."""
