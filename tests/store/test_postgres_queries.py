@@ -18,13 +18,15 @@ from burgo.ngsild.geoquery import LOCATION, GeoQuery, parse_geo_query
 from burgo.ngsild.model import Attribute, AttrKind, Entity
 from burgo.ngsild.qlang import parse_q, parse_scope_q
 from burgo.ngsild.query import EntityQuery, EntitySelector, matches, parse_type_expression
+from burgo.store.batch import EntityWrite
 from burgo.store.postgres import PostgresStore
 from burgo.store.postgres.entities import entity_doc
 from burgo.store.postgres.migrations import available_migrations, migrate
 from burgo.store.postgres.qindex import attribute_rows, geo_rows
 from burgo.store.postgres.qsql import query_filter
-from tests.q_strategies import entity_lists, expand, q_texts, scope_texts
+from tests.q_strategies import entity_lists, expand, q_terms, q_texts, scope_texts
 from tests.services import PostgresServer
+from tests.store.query_contract import two_common_terms
 
 pytestmark = pytest.mark.anyio
 
@@ -33,6 +35,10 @@ _SETTINGS = settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+_indexed_terms = q_terms(plain=True).filter(
+    lambda t: ("==" in t or ">" in t or "<" in t) and "!" not in t and "~" not in t
 )
 
 
@@ -77,7 +83,9 @@ async def _answer(store: PostgresStore, tenant: str, query: EntityQuery) -> list
 @_SETTINGS
 @given(
     entities=entity_lists(),
-    text=q_texts(),
+    # Any q, or a conjunction of terms the value index answers (they may drive the query
+    # together).
+    text=q_texts() | st.lists(_indexed_terms, min_size=2, max_size=3).map(";".join),
     typed=st.booleans(),
     limit=st.integers(1, 4),
     offset=st.integers(0, 3),
@@ -95,13 +103,30 @@ async def test_q_gives_the_reference_page_and_count(
         count=True,
     )
     expected = sorted(e.id for e in stored if matches(e, query))
-    # A rare q term driving the query (joined), and every term looked up per visited row.
-    for few in (1_000_000, 0):
-        pg.few_candidates = few
+    # A rare q term driving the query (joined), the terms driving it together (the
+    # intersection of their ids) after a walk of the type's first ids found too few, and every
+    # term looked up per visited row (of the first ids, of all).
+    for few, some, first in ((1_000_000, 0, 0), (0, 1_000_000, 0), (0, 0, 2), (0, 0, 0)):
+        pg.few_candidates, pg.some_candidates, pg.first_visits = few, some, first
         result = await pg.query_entities(tenant, query)
         assert [e.id for e in result.entities] == expected[offset : offset + limit], (text, few)
         assert result.count == len(expected), (text, few)
         assert result.more == (offset + limit < len(expected)), (text, few)
+
+
+async def test_two_terms_drive_the_query_together(pg: PostgresStore) -> None:
+    """Neither term is rare (30 index rows each, 10 the threshold) and the type's first 20 ids
+    hold too few matches, but both terms are under the second threshold: the intersection of
+    their ids drives the query, and the page and count are the reference's; so they are when
+    each visited row is looked up instead."""
+    made, query = two_common_terms()
+    await pg.write_entities("", [EntityWrite(e.id, create=e) for e in made])
+    expected = sorted(e.id for e in made if matches(e, query))
+    for some in (100, 0):
+        pg.few_candidates, pg.some_candidates, pg.first_visits = 10, some, 20
+        result = await pg.query_entities("", query)
+        assert [e.id for e in result.entities] == expected[3:7], some
+        assert result.count == 10 and result.more, some
 
 
 @_SETTINGS

@@ -217,8 +217,9 @@ def _values_of(attr: str, conditions: list[tuple[str, list[Any]]], probe: bool) 
 
 def rare_terms(tenant: str, expr: QExpr) -> list[Filter]:
     """For each indexed term every match of ``expr`` satisfies (existence aside), a query of
-    its index rows in ``tenant``: a planner counts them (up to a LIMIT) to learn whether the
-    term is rare enough to drive the query. Each of a term's conditions (``txt = 'ok'`` for a
+    the entity ids of its index rows in ``tenant`` (read from the index alone): a planner
+    counts them (up to a LIMIT) to learn whether the term is rare enough to drive the query,
+    and may intersect the ids of several terms. Each of a term's conditions (``txt = 'ok'`` for a
     Property value, its expanded IRI for a VocabProperty term, ...) is a branch of its own, so
     that each reads only its own rows of the index."""
     items = expr.items if isinstance(expr, And) else (expr,)
@@ -227,7 +228,10 @@ def rare_terms(tenant: str, expr: QExpr) -> list[Filter]:
         if isinstance(item, Term) and item.op is not None and item.path.attr is not None:
             conditions = index_conditions(item)
             if conditions is not None:
-                branch = "SELECT 1 FROM entity_attr_values AS v WHERE v.tenant = %s AND v.attr = %s"
+                branch = (
+                    "SELECT v.entity_id FROM entity_attr_values AS v "
+                    "WHERE v.tenant = %s AND v.attr = %s"
+                )
                 found.append(
                     Filter(
                         " UNION ALL ".join(f"({branch} AND ({sql}))" for sql, _ in conditions),

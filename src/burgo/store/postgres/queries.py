@@ -36,6 +36,11 @@ from burgo.store.queries import QueryResult
 _BATCH = 500
 # Below this many index rows, a q term every match satisfies drives the query.
 FEW_CANDIDATES = 2000
+# When a walk of a type finds too few matches among this many ids, the q terms with fewer than
+# SOME_CANDIDATES index rows each drive the query: the intersection of their entity ids (each
+# read from its index alone).
+FIRST_VISITS = 2000
+SOME_CANDIDATES = 50_000
 
 
 class _Plan:
@@ -51,8 +56,12 @@ class _Plan:
         self.page = self.where
         self.residual = not query_filter(query).exact
         # Where the page's rows come from and their order (a type's own list, see prepare).
-        self.source = "entities AS e"
+        self.source = Filter("entities AS e")
         self.order = "e.id"
+        # The q terms that may drive the query together when a walk finds too few matches.
+        self.terms: list[Filter] = []
+        # A walk of a type's ids: the type.
+        self.walked: str | None = None
 
     def _where(self, probe: bool) -> Filter:
         parts = [Filter("e.tenant = %s", [self.tenant]), query_filter(self.query, probe)]
@@ -62,34 +71,68 @@ class _Plan:
 
     async def prepare(self, conn: Connection, few: int) -> None:
         """Choose how the page is read. A q term every match satisfies whose index holds few
-        rows drives the query (PostgreSQL joins its rows); otherwise (and without a geo-query,
-        which drives by its own index) the entities are walked in id order, each visited row
-        looking up its own index rows, and the walk stops when the page is full. ``few``: see
+        rows drives the query (its ids, each entity looked up and checked); otherwise (and
+        without a geo-query, which drives by its own index) the entities are walked in id order,
+        each visited row looking up its own index rows, and the walk stops when the page is
+        full (see :meth:`drive` for a walk that finds too few). ``few``: see
         :data:`FEW_CANDIDATES`."""
         if self.geo is not None:
             return
         if self.query.q is not None:
-            for term in rare_terms(self.tenant, self.query.q):
-                cursor = await conn.execute(
-                    f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
-                    [*term.params, few],
-                )
-                row = await cursor.fetchone()
-                if row is not None and row[0] < few:
+            terms = rare_terms(self.tenant, self.query.q)
+            for term in terms:
+                if await _rows(conn, term, few) < few:
+                    self._drive_by([term])
                     return
             self.page = self._where(probe=True)
+            self.terms = terms
         selectors = self.query.selectors
         if len(selectors) == 1 and not selectors[0].ids and selectors[0].types is not None:
             required = _required_type(selectors[0].types)
             if required is not None:
                 # Walk that type's own id list, not every entity of the tenant.
-                self.source = (
+                self.source = Filter(
                     "entity_type_ids AS t JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id"
                 )
                 self.order = "t.id"
+                self.walked = required
                 self.page = conjunction(
                     [Filter("t.tenant = %s AND t.type = %s", [self.tenant, required]), self.page]
                 )
+
+    def bounded(self, visits: int) -> Filter:
+        """The source of a walk of the type's first ``visits`` ids only."""
+        return Filter(
+            "(SELECT t.tenant, t.type, t.id FROM entity_type_ids AS t WHERE t.tenant = %s "
+            "AND t.type = %s ORDER BY t.id LIMIT %s) AS t "
+            "JOIN entities AS e ON e.tenant = t.tenant AND e.id = t.id",
+            [self.tenant, self.walked, visits],
+        )
+
+    async def drive(self, conn: Connection, some: int) -> bool:
+        """Drive the query by the entity ids of its q terms with fewer than ``some`` index rows
+        each (their intersection, each read from its index alone), every entity then checked in
+        full; False when no term has so few."""
+        driving = [term for term in self.terms if await _rows(conn, term, some) < some]
+        if not driving:
+            return False
+        self._drive_by(driving)
+        return True
+
+    def _drive_by(self, driving: list[Filter]) -> None:
+        """Read the page's rows from the ids the ``driving`` terms all hold for."""
+        both = " INTERSECT ".join(f"({term.sql})" for term in driving)
+        if len(driving) == 1:
+            both = f"SELECT DISTINCT d.entity_id FROM ({both}) AS d"  # noqa: S608 - fixed fragments
+        # Each id looked up by itself (OFFSET 0 keeps the subquery apart): a join could read
+        # the whole type in id order to meet a few hundred ids.
+        self.source = Filter(
+            f"({both}) AS m(id) CROSS JOIN LATERAL (SELECT * FROM entities AS e "  # noqa: S608 - fixed fragments
+            "WHERE e.tenant = %s AND e.id = m.id OFFSET 0) AS e",
+            [*(p for term in driving for p in term.params), self.tenant],
+        )
+        self.order = "e.id"
+        self.page = self._where(probe=True)
 
     def sure(self) -> Filter:
         """A column: the geo-query holds for the row (true when there is none)."""
@@ -110,6 +153,16 @@ class _Plan:
         )
         row = await cursor.fetchone()
         return not (row and row[0])
+
+
+async def _rows(conn: Connection, term: Filter, cap: int) -> int:
+    """How many index rows the term has, counted up to ``cap``."""
+    cursor = await conn.execute(
+        f"SELECT count(*) FROM ({term.sql} LIMIT %s) AS few",  # noqa: S608 - fixed fragments
+        [*term.params, cap],
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def type_count(tenant: str, query: EntityQuery) -> Filter | None:
@@ -154,10 +207,16 @@ async def _walk(
         keyset = "" if after is None else f" AND {plan.order} > %s"
         # The ids first (from the indexes alone when the conditions allow), then the documents.
         statement = (
-            f"SELECT e.id, {sure.sql} FROM {plan.source} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id, {sure.sql} FROM {plan.source.sql} WHERE {plan.page.sql}{keyset} "  # noqa: S608 - fixed fragments
             f"ORDER BY {plan.order} LIMIT %s{' FOR UPDATE OF e' if lock else ''}"
         )
-        params = [*sure.params, *plan.page.params, *([] if after is None else [after]), _BATCH]
+        params = [
+            *sure.params,
+            *plan.source.params,
+            *plan.page.params,
+            *([] if after is None else [after]),
+            _BATCH,
+        ]
         cursor = await conn.execute(statement, params)
         rows = await cursor.fetchall()
         if not rows:
@@ -181,6 +240,9 @@ class PostgresQueries(PostgresQIndex):
 
     # Below this many index rows, a q term every match satisfies drives the query.
     few_candidates = FEW_CANDIDATES
+    # Below this many index rows each, two or more such terms drive the query together.
+    some_candidates = SOME_CANDIDATES
+    first_visits = FIRST_VISITS
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         """One page of the entities matching ``query``, by id, with the count if asked for."""
@@ -193,6 +255,12 @@ class PostgresQueries(PostgresQIndex):
                 if certain is not None:
                     return certain
             if await plan.exact(conn):
+                if plan.terms and plan.walked is not None and query.limit > 0:
+                    # Matches are common (the page fills among the type's first ids), or the
+                    # terms with fewer rows drive.
+                    first = await _exact_page(conn, plan, plan.bounded(self.first_visits))
+                    if first.more or not await plan.drive(conn, self.some_candidates):
+                        return first if first.more else await _exact_page(conn, plan)
                 return await _exact_page(conn, plan)
             return await _walked_page(conn, plan)
 
@@ -223,11 +291,11 @@ async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
     assert plan.geo is not None
     geo, query = plan.geo, plan.query
     cursor = await conn.execute(
-        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
+        f"SELECT p.id, s.sure FROM (SELECT e.id FROM {plan.source.sql} WHERE {plan.page.sql} "  # noqa: S608 - fixed fragments
         f"ORDER BY {plan.order} LIMIT %s) AS p CROSS JOIN LATERAL (SELECT coalesce(bool_or("
         f"({geo.verdict}) IS TRUE), false) AS sure FROM entity_geo AS g WHERE g.tenant = %s "
         f"AND g.entity_id = p.id AND {geo.candidate}) AS s ORDER BY p.id",
-        [*plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
+        [*plan.source.params, *plan.page.params, query.limit + 1, *geo.verdict_params, plan.tenant,
          *geo.candidate_params],
     )  # fmt: skip
     rows = await cursor.fetchall()
@@ -242,18 +310,19 @@ async def _certain_page(conn: Connection, plan: _Plan) -> QueryResult | None:
     return QueryResult(page, None, len(rows) > query.limit)
 
 
-async def _exact_page(conn: Connection, plan: _Plan) -> QueryResult:
-    """The page and count straight from SQL."""
+async def _exact_page(conn: Connection, plan: _Plan, source: Filter | None = None) -> QueryResult:
+    """The page and count straight from SQL (its rows read from ``source`` when given)."""
     query, where, walk = plan.query, plan.where, plan.page
+    source = source or plan.source
     page: list[Entity] = []
     more = False
     if query.limit > 0:
         # The page's ids first (from the indexes alone when the conditions allow), then only
         # their documents.
         cursor = await conn.execute(
-            f"SELECT e.id FROM {plan.source} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
+            f"SELECT e.id FROM {source.sql} WHERE {walk.sql} "  # noqa: S608 - fixed fragments
             f"ORDER BY {plan.order} LIMIT %s OFFSET %s",
-            [*walk.params, query.limit + 1, query.offset],
+            [*source.params, *walk.params, query.limit + 1, query.offset],
         )
         ids = [entity_id for (entity_id,) in await cursor.fetchall()]
         more = len(ids) > query.limit
