@@ -4,11 +4,15 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_batch.py                     # 50,000 entities in batches of 2,000
     .venv/bin/python bench/bench_batch.py --entities 20000 --batch 5000 --connections 1
+    .venv/bin/python bench/bench_batch.py --modes FULL POSTGRES --postgres private
 
 Figures, measured by a Python client end to end (HTTP request, parsing, storing, answer):
 
 - batch create: entities per second over all batches (bodies serialized before the clock starts);
 - batch upsert: seconds per request for 1,000 existing entities with 10 attributes each.
+
+``--modes POSTGRES`` runs on a new database of the PostgreSQL server ``--postgres URL``
+(``private``: a private durable cluster, see ``databases.py``).
 
 Every answer is checked (create: 201 with every id; upsert: 204); any other answer fails the run.
 """
@@ -30,6 +34,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_entities import HOST, cpu_seconds, running_server
+from databases import fresh_database, postgres_server
 
 OPS = "/ngsi-ld/v1/entityOperations"
 OBSERVED = "2024-05-01T10:00:00Z"
@@ -170,11 +175,20 @@ def bench_upsert(port: int, args: argparse.Namespace) -> list[float]:
     return times
 
 
-def run(synchronous: str, args: argparse.Namespace) -> tuple[dict[str, float], list[float]]:
-    """One server: the creates, then the upserts."""
+def run(
+    synchronous: str, args: argparse.Namespace, postgres: str | None
+) -> tuple[dict[str, float], list[float]]:
+    """One server (SQLite in a synchronous mode, or POSTGRES on a new database of the server
+    ``postgres``): the creates, then the upserts."""
+    server = postgres if synchronous == "POSTGRES" else None
     with (
         tempfile.TemporaryDirectory(prefix="burgo-bench-") as tmp,
-        running_server(synchronous, Path(tmp)) as (process, port, _),
+        fresh_database(server, Path(tmp), "batch") as db,
+        running_server("FULL" if server else synchronous, Path(tmp), db if server else None) as (
+            process,
+            port,
+            _,
+        ),
     ):
         created = bench_create(port, process.pid, args)
         print(
@@ -199,24 +213,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2_000, help="entities per create request")
     parser.add_argument("--connections", type=int, default=2, help="concurrent clients")
     parser.add_argument("--upserts", type=int, default=5, help="upsert requests timed")
-    parser.add_argument("--modes", nargs="+", default=["FULL"], choices=["FULL", "NORMAL"],
-                        help="sqlite synchronous modes")  # fmt: skip
+    parser.add_argument("--modes", nargs="+", default=["FULL"],
+                        choices=["FULL", "NORMAL", "POSTGRES"],
+                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
+    parser.add_argument("--postgres", metavar="URL",
+                        help="the PostgreSQL server of POSTGRES (a new database is made in it), "
+                        "or 'private' for a private durable cluster")  # fmt: skip
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table."""
     args = parse_args(argv)
+    if "POSTGRES" in args.modes and not args.postgres:
+        sys.exit("bench: --modes POSTGRES needs --postgres URL (or 'private')")
     print(
         f"{args.entities:,} entities (AirQualityObserved, ParkingSpot, WasteContainer in turn), "
         f"batches of {args.batch:,}, {args.connections} connection(s); "
         f"upsert: 1,000 AirQualityObserved x 10 attributes, {args.upserts} requests.\n"
     )
-    print("| sqlite synchronous | batch create entities/s | server CPU µs/entity "
+    print("| store | batch create entities/s | server CPU µs/entity "
           "| upsert 1,000 median s | upsert max s |")  # fmt: skip
     print("|---|---:|---:|---:|---:|")
-    for mode in args.modes:
-        created, upserts = run(mode, args)
+    with postgres_server(args.postgres) as postgres:
+        measured = [(mode, *run(mode, args, postgres)) for mode in args.modes]
+    for mode, created, upserts in measured:
         print(
             f"| {mode} | {created['per_s']:,.0f} | {created['server_cpu_us']:.0f} | "
             f"{statistics.median(upserts):.3f} | {max(upserts):.3f} |"

@@ -6,6 +6,7 @@ lean MQTT publisher (``mqtt_publish.py``, QoS 1)::
 
     .venv/bin/python bench/bench_ingest.py                  # FULL, 15 s per load
     .venv/bin/python bench/bench_ingest.py --modes FULL NORMAL --repeat 2 --loads http mqtt
+    .venv/bin/python bench/bench_ingest.py --modes FULL POSTGRES --postgres private
 
 Every device sends one reading first (outside the timed runs), so its API key is verified
 before the runs as on a server that has been up for a while. Loads:
@@ -19,6 +20,9 @@ before the runs as on a server that has been up for a while. Loads:
   (``--mqtt-window`` unacknowledged at most); timed from the first publish until the server has
   stored the last one. Every message the broker acknowledged must be stored exactly once: the
   server's counters and the devices' stored status must both count each one.
+
+``--modes POSTGRES`` runs the loads on a new database of the PostgreSQL server ``--postgres URL``
+(``private``: a private durable cluster, see ``databases.py``), one worker.
 
 Every run is checked against the server's own counters: every answer 202, and every measurement,
 uplink and message written (``burgo_device_measurements_total``,
@@ -57,6 +61,7 @@ from bench_entities import (
     status_counts,
     wait_until_ready,
 )
+from databases import fresh_database, postgres_server
 from mqtt_publish import packet_id, publish, publish_packet
 
 SECRET = "bench-secret"
@@ -132,10 +137,10 @@ class Run:
 
 @contextmanager
 def server(
-    synchronous: str, workdir: Path, mqtt_port: int | None = None
+    synchronous: str, workdir: Path, db: str, mqtt_port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``burgo serve`` with the TTS webhook (and MQTT ingestion from ``mqtt_port``) on, on a
-    free port and a new database."""
+    free port and the new database ``db``."""
     port = free_port()
     env = {
         **os.environ,
@@ -146,7 +151,7 @@ def server(
     if mqtt_port is not None:
         env["BURGO_MQTT_URL"] = f"mqtt://{HOST}:{mqtt_port}"
     command = [burgo_executable(), "serve", "--host", HOST, "--port", str(port)]
-    command += ["--db", str(workdir / "burgo.db"), "--config", str(workdir / "none.toml")]
+    command += ["--db", db, "--config", str(workdir / "none.toml")]
     process = subprocess.Popen(command, cwd=workdir, env=env)
     try:
         wait_until_ready(port, process)
@@ -362,13 +367,17 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
     return Run(MQTT_LOAD, result, ok, detail, count / seconds)
 
 
-def bench_mode(synchronous: str, args: argparse.Namespace) -> list[Run]:
-    """Both loads against a new server in one synchronous mode."""
+def bench_mode(synchronous: str, args: argparse.Namespace, postgres: str | None) -> list[Run]:
+    """Every load against a new server in one mode (a SQLite synchronous mode, or POSTGRES on
+    a new database of the server ``postgres``)."""
     runs = []
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="burgo-bench-ingest-"))
         mqtt_port = stack.enter_context(mosquitto(Path(tmp))) if "mqtt" in args.loads else None
-        process, port = stack.enter_context(server(synchronous, Path(tmp), mqtt_port))
+        server_url = postgres if synchronous == "POSTGRES" else None
+        db = stack.enter_context(fresh_database(server_url, Path(tmp), "ingest"))
+        mode = "FULL" if server_url else synchronous
+        process, port = stack.enter_context(server(mode, Path(tmp), db, mqtt_port))
         keys = seed(port, args.devices)
         warm_up(port, keys)
         measurements = Path(tmp) / "measurements.lua"
@@ -429,7 +438,12 @@ def markdown(results: dict[str, list[Run]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", nargs="+", default=["FULL"], choices=["FULL", "NORMAL"])
+    parser.add_argument("--modes", nargs="+", default=["FULL"],
+                        choices=["FULL", "NORMAL", "POSTGRES"],
+                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
+    parser.add_argument("--postgres", metavar="URL",
+                        help="the PostgreSQL server of POSTGRES (a new database is made in it), "
+                        "or 'private' for a private durable cluster")  # fmt: skip
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
@@ -446,7 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    results = {mode: bench_mode(mode, args) for mode in args.modes}
+    if "POSTGRES" in args.modes and not args.postgres:
+        parser.error("--modes POSTGRES needs --postgres URL (or 'private')")
+    with postgres_server(args.postgres) as postgres:
+        results = {mode: bench_mode(mode, args, postgres) for mode in args.modes}
     print(markdown(results, args))
     failed = [r for runs in results.values() for r in runs if not r.stored_ok]
     if failed:
