@@ -12,6 +12,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -177,3 +178,25 @@ def postgresql(*, durable: bool = False) -> Iterator[PostgresServer]:
             )  # fmt: skip
     finally:
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def burgo_serve(db: Path, port: int, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``burgo serve`` on ``db`` as a separate process (its settings from ``BURGO_*`` variables
+    named in ``settings``, none inherited) until the block ends, or the test kills it."""
+    burgo = Path(sys.executable).parent / "burgo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
+    env.update({f"BURGO_{name.upper()}": value for name, value in settings.items()})
+    process = subprocess.Popen(
+        [str(burgo), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 20)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)

@@ -6,48 +6,22 @@ yet on disk would be lost for good."""
 from __future__ import annotations
 
 import http.client
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tests.api.device_checks import ENVIRONMENT
-from tests.services import free_port, wait_for_port
+from tests.services import burgo_serve, free_port
 
 SECRET = "crash-test-secret"
 DEV_EUI = "70B3D57ED0000001"
 TARGET = "urn:ngsi-ld:AirQualityObserved:aq-1"
 SENDERS = 4
 BASE = 1_714_521_600  # 2024-05-01T00:00:00Z
-
-
-@contextmanager
-def serve(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``burgo serve`` (The Things Stack webhook on) as a separate process."""
-    burgo = Path(sys.executable).parent / "burgo"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
-    env["BURGO_LORAWAN_TTS_SECRET"] = SECRET
-    process = subprocess.Popen(
-        [str(burgo), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 20)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
 
 
 def call(
@@ -90,7 +64,7 @@ def _stream(port: int, first: int, acknowledged: list[int]) -> None:
 def test_sigkill_loses_no_acknowledged_uplink(tmp_path: Path) -> None:
     db, port = tmp_path / "burgo.db", free_port()
     acknowledged: list[int] = []
-    with serve(db, port) as process:
+    with burgo_serve(db, port, lorawan_tts_secret=SECRET) as process:
         device = {"id": "aq-1", "profile": "air-quality", "protocol": "lorawan", "devEUI": DEV_EUI}
         assert call(port, "POST", "/api/v1/devices", device)[0] == 201
         senders = [
@@ -108,7 +82,7 @@ def test_sigkill_loses_no_acknowledged_uplink(tmp_path: Path) -> None:
         for sender in senders:
             sender.join(10)
         assert mid_stream and len(acknowledged) >= 300, "the stream ended before the kill"
-    with serve(db, port):
+    with burgo_serve(db, port, lorawan_tts_secret=SECRET):
         link = f'<{ENVIRONMENT}>; rel="http://www.w3.org/ns/json-ld#context"'
         status, history = call(
             port,

@@ -5,14 +5,9 @@ process's session; only a restarted process that resumes the same session gets t
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -21,32 +16,11 @@ import paho.mqtt.client as paho
 from burgo.ingest.mqtt import MAX_BATCH
 from tests.api.device_checks import ENVIRONMENT
 from tests.ingest.test_crash import call
-from tests.services import Broker, free_port, mosquitto, wait_for_port
+from tests.services import burgo_serve, free_port, mosquitto
 
 READINGS = 6000
 TARGET = "urn:ngsi-ld:IndoorEnvironmentObserved:k-1"
 BASE = 1_714_521_600  # 2024-05-01T00:00:00Z
-
-
-@contextmanager
-def serve(db: Path, port: int, broker: Broker) -> Iterator[subprocess.Popen[bytes]]:
-    """``burgo serve`` (taking readings from ``broker``) as a separate process."""
-    burgo = Path(sys.executable).parent / "burgo"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
-    env["BURGO_MQTT_URL"] = broker.url
-    process = subprocess.Popen(
-        [str(burgo), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 20)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
 
 
 def stored_messages(port: int, device_id: str = "k-1") -> int:
@@ -70,7 +44,7 @@ def test_sigkill_loses_no_reading_the_broker_acknowledged(tmp_path: Path) -> Non
         publisher.connect(broker.host, broker.port)
         publisher.loop_start()
         try:
-            with serve(db, port, broker) as process:
+            with burgo_serve(db, port, mqtt_url=broker.url) as process:
                 for device_id in ("k-0", "k-1"):
                     device = {"id": device_id, "profile": "classroom", "protocol": "mqtt"}
                     assert call(port, "POST", "/api/v1/devices", device)[0] == 201
@@ -92,7 +66,7 @@ def test_sigkill_loses_no_reading_the_broker_acknowledged(tmp_path: Path) -> Non
             assert 500 <= before_kill < READINGS, "the stream ended before the kill"
             for info in sent:
                 info.wait_for_publish(30)  # the broker acknowledged every reading
-            with serve(db, port, broker):
+            with burgo_serve(db, port, mqtt_url=broker.url):
                 until = time.monotonic() + 60
                 while stored_messages(port) < READINGS and time.monotonic() < until:
                     time.sleep(0.1)

@@ -5,44 +5,20 @@ is down for the second half of the stream, so at the kill many notifications are
 from __future__ import annotations
 
 import http.client
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from tests.notify.receiver import receiver
-from tests.services import free_port, wait_for_port
+from tests.services import burgo_serve, free_port
 
+# Retries come quickly: a receiver that was down gets its notifications soon after.
+RETRIES = {"notification_retry_min": "0.05", "notification_retry_max": "0.2"}
 ENTITY = "urn:ngsi-ld:Counter:1"
-
-
-@contextmanager
-def serve(db: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``burgo serve`` as a separate process, until the block ends (or the test kills it)."""
-    burgo = Path(sys.executable).parent / "burgo"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BURGO_")}
-    env["BURGO_NOTIFICATION_RETRY_MIN"] = "0.05"
-    env["BURGO_NOTIFICATION_RETRY_MAX"] = "0.2"
-    process = subprocess.Popen(
-        [str(burgo), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 20)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
 
 
 def call(port: int, method: str, path: str, body: object) -> int:
@@ -74,7 +50,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_notification(tmp_path: Path) -
     db, port = tmp_path / "burgo.db", free_port()
     acknowledged: list[int] = []
     with receiver() as sink:
-        with serve(db, port) as process:
+        with burgo_serve(db, port, **RETRIES) as process:
             subscription = {
                 "type": "Subscription",
                 "entities": [{"type": "Counter"}],
@@ -95,7 +71,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_notification(tmp_path: Path) -
             writer.join(10)
             assert mid_stream and len(acknowledged) >= 200, "the stream ended before the kill"
         sink.start()
-        with serve(db, port):
+        with burgo_serve(db, port, **RETRIES):
             got = sink.wait_for(
                 lambda items: {d["n"] for r in items for d in r.body["data"]} >= set(acknowledged),
                 timeout=30,
