@@ -34,7 +34,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_entities import HOST, cpu_seconds, running_server
-from databases import fresh_database, postgres_server
+from databases import add_store_options, fresh_database, postgres_server
 
 OPS = "/ngsi-ld/v1/entityOperations"
 OBSERVED = "2024-05-01T10:00:00Z"
@@ -213,12 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2_000, help="entities per create request")
     parser.add_argument("--connections", type=int, default=2, help="concurrent clients")
     parser.add_argument("--upserts", type=int, default=5, help="upsert requests timed")
-    parser.add_argument("--modes", nargs="+", default=["FULL"],
-                        choices=["FULL", "NORMAL", "POSTGRES"],
-                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
-    parser.add_argument("--postgres", metavar="URL",
-                        help="the PostgreSQL server of POSTGRES (a new database is made in it), "
-                        "or 'private' for a private durable cluster")  # fmt: skip
+    add_store_options(parser)
     return parser.parse_args(argv)
 
 

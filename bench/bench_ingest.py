@@ -61,7 +61,7 @@ from bench_entities import (
     status_counts,
     wait_until_ready,
 )
-from databases import fresh_database, postgres_server
+from databases import add_store_options, fresh_database, postgres_server
 from mqtt_publish import packet_id, publish, publish_packet
 
 SECRET = "bench-secret"
@@ -438,12 +438,7 @@ def markdown(results: dict[str, list[Run]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", nargs="+", default=["FULL"],
-                        choices=["FULL", "NORMAL", "POSTGRES"],
-                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
-    parser.add_argument("--postgres", metavar="URL",
-                        help="the PostgreSQL server of POSTGRES (a new database is made in it), "
-                        "or 'private' for a private durable cluster")  # fmt: skip
+    add_store_options(parser)
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)

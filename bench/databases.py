@@ -8,6 +8,7 @@ a free port) for the length of the benchmark, as the tests do.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 PRIVATE = "private"
 _runs = count(1)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--modes`` (SQLite synchronous modes, or POSTGRES) and ``--postgres URL|private``."""
+    parser.add_argument("--modes", nargs="+", default=["FULL"],
+                        choices=["FULL", "NORMAL", "POSTGRES"],
+                        help="sqlite synchronous modes, or POSTGRES")  # fmt: skip
+    parser.add_argument("--postgres", metavar="URL",
+                        help="the PostgreSQL server of POSTGRES (a new database is made in it), "
+                        f"or '{PRIVATE}' for a private durable cluster")  # fmt: skip
 
 
 @contextmanager
