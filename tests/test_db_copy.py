@@ -118,6 +118,14 @@ def test_db_copy_moves_a_town_to_postgresql(tmp_path: Path, database: str) -> No
     again = runner.invoke(cli_app, ["db", "copy", "--from", str(source), "--to", database])
     assert again.exit_code == 1
     assert "already holds data" in again.stderr and "--force" in again.stderr
+    with client_on(database) as client:  # the region's data moves on after the copy
+        rooms = client.get(ENTITIES, params={"type": "Room", "limit": 1000}).json()
+        for room in rooms[:10]:
+            gone = client.delete(f"{ENTITIES}/{room['id']}")
+            assert gone.status_code == 204
+        extra = {"id": "urn:ngsi-ld:Room:extra", "type": "Room"}
+        assert client.post(ENTITIES, json=extra).status_code == 201
+        assert views(client) != before
     forced = runner.invoke(
         cli_app, ["db", "copy", "--from", str(source), "--to", database, "--force"]
     )
@@ -126,6 +134,8 @@ def test_db_copy_moves_a_town_to_postgresql(tmp_path: Path, database: str) -> No
         in_source = conn.execute("SELECT count(*) FROM entities").fetchone()
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM entities").fetchone() == in_source
+    with client_on(database) as client:  # queries, counts and history: the source's again
+        assert views(client) == before
 
 
 def test_a_count_that_differs_fails_the_copy(tmp_path: Path, database: str) -> None:

@@ -107,6 +107,20 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 HISTORY = "history (entities)"
+# What PostgreSQL derives from the copied tables: the query indexes (rebuilt from the entities
+# by the fill the next opening of the store runs) and the history (copied after the tables).
+# ``--force`` empties them with the tables, so nothing of the replaced data stays behind.
+DERIVED = (
+    "entity_attr_values",
+    "entity_type_ids",
+    "entity_geo",
+    "entity_type_counts",
+    "history_rollups",
+    "history",
+    "history_series",
+    "history_shapes",
+    "history_entities",
+)
 
 
 def open_source(path: Path) -> sqlite3.Connection:
@@ -166,10 +180,16 @@ def copy_tables(
                     "empty database, or pass --force to replace its data"
                 )
             if replace:
-                names = sql.SQL(", ").join(sql.Identifier(t.name) for t in TABLES)
+                emptied = [*(t.name for t in TABLES), *DERIVED]
+                names = sql.SQL(", ").join(map(sql.Identifier, emptied))
                 target.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
             for table in TABLES:
                 _copy_table(source, target, table, progress, batch)
+            # The store indexes the copied entities when it next opens (a database that was
+            # opened before has finished its first fill and would not index them).
+            target.execute(
+                "INSERT INTO burgo_backfill (name) VALUES ('query_indexes') ON CONFLICT DO NOTHING"
+            )
             after = target_counts(target)
     except psycopg.Error as exc:
         raise translate_error(exc) from exc
