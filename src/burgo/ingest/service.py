@@ -355,10 +355,8 @@ class DeviceService:
                 errors[n] = BadRequestData(f"MQTT payload of {device_id} is not JSON: {exc}")
                 continue
             try:
-                readings = parse_readings(body, now)
-                check_mapped(device, readings)
+                readings = await self._readings(device, body, now, "mqtt")
             except BadRequestData as exc:
-                await self._reject(device, exc.detail, "mqtt")
                 errors[n] = exc
                 continue
             message = _device_message(device, readings, _report(readings, now), None)
