@@ -142,11 +142,10 @@ class PostgresDevices(PostgresEntities):
     ) -> ReportOutcome:
         """Claim the message, update the status and apply the entity updates in one
         transaction."""
-        await self._check_tenant(tenant)
-        async with self._transaction() as conn:
-            outcome = await _record_report(conn, tenant, device_id, report, message_id)
-            if not outcome.duplicate and updates:
-                await self.apply_changes(conn, tenant, updates)
+        message = DeviceMessage(tenant, device_id, report, message_id, updates)
+        (outcome,) = await self.ingest_device_messages([message])
+        if isinstance(outcome, Exception):
+            raise outcome
         return outcome
 
     async def ingest_device_messages(
