@@ -110,9 +110,10 @@ class Sensors:
 
     def quiet_since(self) -> float:
         """When the home with no motion last saw anyone: the morning of the anchor day (07:00),
-        or the day before when the anchor falls before 13:00 (so six hours at least)."""
+        or the day before when the anchor falls before 18:00 (so eleven hours at least: past
+        the ten hours that make inactivity an alert, whatever the time the demo starts)."""
         lt = local(self.anchor)
-        day = lt.day if lt.hour >= 13 else lt.day - 1
+        day = lt.day if lt.hour >= 18 else lt.day - 1
         return local_midnight(day, self.anchor) + 7 * HOUR
 
     # -- city ----------------------------------------------------------------------------------
