@@ -22,7 +22,9 @@ before the runs as on a server that has been up for a while. Loads:
   server's counters and the devices' stored status must both count each one.
 
 ``--modes POSTGRES`` runs the loads on a new database of the PostgreSQL server ``--postgres URL``
-(``private``: a private durable cluster, see ``databases.py``), one worker.
+(``private``: a private durable cluster, see ``databases.py``), with ``--workers`` server
+processes (one unless said). On PostgreSQL the database's CPU (every process of a server on this
+machine) is reported beside Burgo's.
 
 Every run is checked against the server's own counters: every answer 202, and every measurement,
 uplink and message written (``burgo_device_measurements_total``,
@@ -45,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -55,11 +57,14 @@ from bench_entities import (
     WrkResult,
     burgo_executable,
     cpu_seconds,
+    database_cpu_seconds,
+    database_pid,
     free_port,
     parse_wrk,
     request,
     status_counts,
     wait_until_ready,
+    worker_pids,
 )
 from databases import add_store_options, fresh_database, postgres_server
 from mqtt_publish import packet_id, publish, publish_packet
@@ -137,10 +142,10 @@ class Run:
 
 @contextmanager
 def server(
-    synchronous: str, workdir: Path, db: str, mqtt_port: int | None = None
+    synchronous: str, workdir: Path, db: str, mqtt_port: int | None = None, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``burgo serve`` with the TTS webhook (and MQTT ingestion from ``mqtt_port``) on, on a
-    free port and the new database ``db``."""
+    """``burgo serve`` (``workers`` processes) with the TTS webhook (and MQTT ingestion from
+    ``mqtt_port``) on, on a free port and the new database ``db``."""
     port = free_port()
     env = {
         **os.environ,
@@ -151,10 +156,12 @@ def server(
     if mqtt_port is not None:
         env["BURGO_MQTT_URL"] = f"mqtt://{HOST}:{mqtt_port}"
     command = [burgo_executable(), "serve", "--host", HOST, "--port", str(port)]
-    command += ["--db", db, "--config", str(workdir / "none.toml")]
+    command += ["--db", db, "--config", str(workdir / "none.toml"), "--workers", str(workers)]
     process = subprocess.Popen(command, cwd=workdir, env=env)
     try:
         wait_until_ready(port, process)
+        while len(worker_pids(port, workers)) < workers:
+            time.sleep(0.1)
         yield process, port
     finally:
         process.send_signal(signal.SIGINT)
@@ -232,12 +239,37 @@ def warm_up(port: int, keys: list[str]) -> None:
             conn.close()
 
 
-def counters(port: int) -> dict[str, float]:
-    """The ingestion counters of /metrics."""
-    status, body = request(port, "GET", "/metrics")
-    if status != 200:
-        sys.exit(f"bench: /metrics answered {status}")
-    return {f"{m[1]}:{m[3] or ''}": float(m[4]) for m in _COUNTER.finditer(body.decode())}
+def counters(port: int, workers: int = 1) -> dict[str, float]:
+    """The ingestion counters of /metrics, summed over the workers."""
+    pages = worker_pids(port, workers)
+    if len(pages) < workers:
+        sys.exit(f"bench: only {len(pages)} of {workers} workers answered /metrics")
+    total: dict[str, float] = {}
+    for text in pages.values():
+        for m in _COUNTER.finditer(text):
+            key = f"{m[1]}:{m[3] or ''}"
+            total[key] = total.get(key, 0.0) + float(m[4])
+    return total
+
+
+class CpuMeter:
+    """CPU used since the last reading by Burgo (the server and its workers) and by the local
+    PostgreSQL server behind ``db`` (None for SQLite or a remote server)."""
+
+    def __init__(self, pid: int, db: str | None) -> None:
+        self.pid = pid
+        self.db_pid = database_pid(db) if db and db.startswith("postgresql") else None
+        self.start()
+
+    def start(self) -> None:
+        self.burgo = cpu_seconds(self.pid)
+        self.database = database_cpu_seconds(self.db_pid) if self.db_pid else 0.0
+
+    def used(self) -> tuple[float, float | None]:
+        burgo = cpu_seconds(self.pid) - self.burgo
+        if self.db_pid is None:
+            return burgo, None
+        return burgo, database_cpu_seconds(self.db_pid) - self.database
 
 
 def wrk(port: int, script: Path, args: argparse.Namespace) -> str:
@@ -253,14 +285,15 @@ def wrk(port: int, script: Path, args: argparse.Namespace) -> str:
     return done.stdout
 
 
-def drive(port: int, pid: int, load: Load, script: Path, args: argparse.Namespace) -> Run:
+def drive(port: int, meter: CpuMeter, load: Load, script: Path, args: argparse.Namespace) -> Run:
     """One load; checked against the server's answer counts and ingestion counters."""
-    answers_before, before = status_counts(port, load), counters(port)
-    cpu = cpu_seconds(pid)
+    workers = args.workers
+    answers_before, before = status_counts(port, load, workers), counters(port, workers)
+    meter.start()
     output = wrk(port, script, args)
     time.sleep(1.0)  # requests still in flight when wrk stopped are answered and counted
-    cpu = cpu_seconds(pid) - cpu
-    answers_after, after = status_counts(port, load), counters(port)
+    cpu, db_cpu = meter.used()
+    answers_after, after = status_counts(port, load, workers), counters(port, workers)
     answers = {s: answers_after.get(s, 0) - answers_before.get(s, 0) for s in answers_after}
     unexpected = {s: n for s, n in answers.items() if s != load.expected_status and n}
     result = parse_wrk(output, unexpected)
@@ -280,7 +313,12 @@ def drive(port: int, pid: int, load: Load, script: Path, args: argparse.Namespac
         ok = stored == accepted and duplicates == 0 and accepted >= result.requests
         detail = f"{stored:.0f} uplinks stored of {accepted:.0f} accepted, {duplicates:.0f} dup"
     seconds = args.duration
-    result = WrkResult(**{**result.__dict__, "server_cpu_us": 1e6 * cpu / max(result.requests, 1)})
+    requests = max(result.requests, 1)
+    result = replace(
+        result,
+        server_cpu_us=1e6 * cpu / requests,
+        database_cpu_us=None if db_cpu is None else 1e6 * db_cpu / requests,
+    )
     return Run(load.name, result, ok and result.clean, detail, stored / seconds)
 
 
@@ -302,7 +340,9 @@ def stored_messages(port: int) -> int:
     return sum(d.get("status", {}).get("messages", 0) for d in orjson.loads(body))
 
 
-def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, first: int) -> Run:
+def drive_mqtt(
+    port: int, meter: CpuMeter, mqtt_port: int, args: argparse.Namespace, first: int
+) -> Run:
     """Publish ``rate * duration`` messages at ``rate``; timed until the server stored the last
     of them. Every message the broker acknowledged must be stored exactly once."""
     count = args.mqtt_rate * args.duration
@@ -310,8 +350,8 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
     for n in range(first, first + count):
         topic, payload = mqtt_payload(n)
         packets.append(publish_packet(topic, payload, packet_id(n)))
-    before, in_store = counters(port), stored_messages(port)
-    cpu = cpu_seconds(pid)
+    before, in_store = counters(port, args.workers), stored_messages(port)
+    meter.start()
     started = time.monotonic()
     published = publish(
         (HOST, mqtt_port), packets, rate=args.mqtt_rate, window=args.mqtt_window, first=first
@@ -321,7 +361,7 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
     deadline = started + max(120.0, 10.0 * args.duration)
     stored = 0.0
     while time.monotonic() < deadline:
-        now = counters(port)
+        now = counters(port, args.workers)
         stored = now.get("burgo_device_messages_total:mqtt", 0) - before.get(
             "burgo_device_messages_total:mqtt", 0
         )
@@ -332,8 +372,8 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
         time.sleep(0.25)
     seconds = time.monotonic() - started
     time.sleep(1.0)  # anything stored twice would show now
-    cpu = cpu_seconds(pid) - cpu
-    after = counters(port)
+    cpu, db_cpu = meter.used()
+    after = counters(port, args.workers)
     in_store = stored_messages(port) - in_store
 
     def delta(key: str) -> float:
@@ -363,6 +403,7 @@ def drive_mqtt(port: int, pid: int, mqtt_port: int, args: argparse.Namespace, fi
         non_2xx=0,
         unexpected_status={},
         server_cpu_us=1e6 * cpu / count,
+        database_cpu_us=None if db_cpu is None else 1e6 * db_cpu / count,
     )
     return Run(MQTT_LOAD, result, ok, detail, count / seconds)
 
@@ -377,7 +418,8 @@ def bench_mode(synchronous: str, args: argparse.Namespace, postgres: str | None)
         server_url = postgres if synchronous == "POSTGRES" else None
         db = stack.enter_context(fresh_database(server_url, Path(tmp), "ingest"))
         mode = "FULL" if server_url else synchronous
-        process, port = stack.enter_context(server(mode, Path(tmp), db, mqtt_port))
+        process, port = stack.enter_context(server(mode, Path(tmp), db, mqtt_port, args.workers))
+        meter = CpuMeter(process.pid, db)
         keys = seed(port, args.devices)
         warm_up(port, keys)
         measurements = Path(tmp) / "measurements.lua"
@@ -390,7 +432,7 @@ def bench_mode(synchronous: str, args: argparse.Namespace, postgres: str | None)
                 if name == "mqtt":
                     assert mqtt_port is not None
                     first = attempt * args.mqtt_rate * args.duration
-                    run = drive_mqtt(port, process.pid, mqtt_port, args, first)
+                    run = drive_mqtt(port, meter, mqtt_port, args, first)
                 else:
                     load = HTTP_LOAD if name == "http" else TTS_LOAD
                     script = measurements
@@ -400,26 +442,33 @@ def bench_mode(synchronous: str, args: argparse.Namespace, postgres: str | None)
                         script.write_text(
                             TTS_LUA % {"devices": args.devices, "run": run_id, "secret": SECRET}
                         )
-                    run = drive(port, process.pid, load, script, args)
+                    run = drive(port, meter, load, script, args)
                 runs.append(run)
                 print(
                     f"{synchronous} {run.load}: {run.items_per_s:,.0f}/s, "
                     f"{run.wrk.requests_per_s:,.0f} req/s, p99 {run.wrk.p99_ms:.1f} ms, "
-                    f"server CPU {run.wrk.server_cpu_us:,.0f} µs/req, "
+                    f"server CPU {run.wrk.server_cpu_us:,.0f} µs/req, {_database_cpu(run)}"
                     f"{run.detail}, {'ok' if run.stored_ok else 'FAILED'}",
                     file=sys.stderr,
                 )
     return runs
 
 
+def _database_cpu(run: Run) -> str:
+    if run.wrk.database_cpu_us is None:
+        return ""
+    return f"database CPU {run.wrk.database_cpu_us:,.0f} µs/req, "
+
+
 def markdown(results: dict[str, list[Run]], args: argparse.Namespace) -> str:
     """The results as a Markdown table (best run of each load)."""
     lines = [
         f"{args.devices} devices, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-        f"best of {args.repeat}.",
+        f"{args.workers} server worker(s), best of {args.repeat}.",
         "",
-        "| mode | load | stored per s | requests/s | p50 ms | p99 ms | server CPU µs/req | check |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mode | load | stored per s | requests/s | p50 ms | p99 ms | server CPU µs/req "
+        "| database CPU µs/req | check |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     units = {HTTP_LOAD.name: "measurements", TTS_LOAD.name: "uplinks", MQTT_LOAD: "messages"}
     for mode, runs in results.items():
@@ -428,10 +477,13 @@ def markdown(results: dict[str, list[Run]], args: argparse.Namespace) -> str:
                 continue
             best = max((r for r in runs if r.load == name), key=lambda r: r.items_per_s)
             unit = units[name]
+            db_cpu = best.wrk.database_cpu_us
             lines.append(
                 f"| {mode} | {name} | {best.items_per_s:,.0f} {unit} | "
                 f"{best.wrk.requests_per_s:,.0f} | {best.wrk.p50_ms:.1f} | {best.wrk.p99_ms:.1f} | "
-                f"{best.wrk.server_cpu_us:,.0f} | {best.detail} |"
+                f"{best.wrk.server_cpu_us:,.0f} | "
+                f"{'' if db_cpu is None else f'{db_cpu:,.0f}'} | "
+                f"{best.detail} |"
             )
     return "\n".join(lines)
 
@@ -453,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mqtt-window", type=int, default=1000, help="QoS 1 messages unacknowledged at most"
     )
+    parser.add_argument("--workers", type=int, default=1,
+                        help="burgo serve --workers (above 1: POSTGRES only)")  # fmt: skip
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if "POSTGRES" in args.modes and not args.postgres:
