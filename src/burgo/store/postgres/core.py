@@ -148,6 +148,35 @@ async def read(conn: Connection, query: LiteralString, params: Any = None) -> As
     return cursor
 
 
+async def read_all(
+    conn: Connection, statements: Sequence[tuple[LiteralString, Any]]
+) -> list[list[Any]]:
+    """The rows of each statement, all of them sent in one message (with the block's BEGIN,
+    as :func:`read` does): each statement sees what the ones before it did."""
+    block = _write_block.get()
+    if block is None or block.conn is not conn:
+        results = []
+        for query, params in statements:
+            cursor = await conn.execute(query, params)
+            results.append(await cursor.fetchall() if cursor.description else [])
+        return results
+    cursor = block.cursor
+    texts = [cursor.mogrify(query, params) for query, params in statements]
+    if not block.begun:
+        block.begun = True
+        texts.insert(0, "BEGIN")
+        await cursor.execute("; ".join(texts))
+        cursor.nextset()
+    else:
+        await cursor.execute("; ".join(texts))
+    results = []
+    for n in range(len(statements)):
+        if n:
+            cursor.nextset()
+        results.append(await cursor.fetchall() if cursor.description else [])
+    return results
+
+
 async def defer(conn: Connection, query: LiteralString, params: Any = None) -> None:
     """Run a statement whose result nobody reads and whose effect nothing later in the
     transaction reads: in a write block, at its end with COMMIT; elsewhere at once."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
 from psycopg import errors
 
-from burgo.ngsild.errors import AlreadyExists, NgsiLdError
+from burgo.ngsild.errors import AlreadyExists, NgsiLdError, ServiceUnavailable
 from burgo.store.devices import (
     STATE_ONLINE,
     STATE_UNKNOWN,
@@ -20,8 +20,15 @@ from burgo.store.devices import (
     EntityUpdate,
     ReportOutcome,
 )
-from burgo.store.postgres.core import Connection, translate_error
-from burgo.store.postgres.entities import PostgresEntities
+from burgo.store.postgres.core import (
+    RETRY_LATER,
+    Connection,
+    defer,
+    read_all,
+    text_array,
+    translate_error,
+)
+from burgo.store.postgres.entities import PostgresEntities, Staging, lock_entities
 
 _STATUS_COLUMNS = (
     "s.tenant, s.device_id, s.state, s.state_since, s.last_seen, s.battery, s.rssi, s.snr, "
@@ -151,16 +158,94 @@ class PostgresDevices(PostgresEntities):
     async def ingest_device_messages(
         self, messages: Sequence[DeviceMessage]
     ) -> list[ReportOutcome | Exception]:
-        """The messages in one transaction (one commit and its flush to disk), each in a savepoint
-        of its own: a message that fails changes nothing and fails alone; a lost connection
-        fails them all."""
-        results: list[ReportOutcome | Exception] = []
+        """The messages in one transaction of two round trips (one commit and its flush to
+        disk): their devices' status rows and entities locked and read, their ids claimed,
+        together; each message then applied in memory, all or nothing on its own; what they
+        changed written with COMMIT. If that transaction fails (a value the database refuses,
+        a conflict with another transaction), each message is taken again in a savepoint of
+        its own, so that one bad message fails alone; a lost connection fails them all."""
         if not messages:
-            return results
+            return []
+        results: list[ReportOutcome | Exception | None] = [None] * len(messages)
+        taken: list[tuple[int, DeviceMessage]] = []
+        for n, m in enumerate(messages):
+            try:
+                await self._check_tenant(m.tenant)
+            except NgsiLdError as exc:
+                results[n] = exc
+            else:
+                taken.append((n, m))
+        if taken:
+            try:
+                async with self._write_block() as conn:
+                    outcomes = await self._ingest_together(conn, [m for _, m in taken])
+            except ServiceUnavailable as exc:
+                if not isinstance(exc.__cause__, RETRY_LATER):
+                    raise  # the database is away: taking them one by one will not help
+                outcomes = await self._ingest_one_by_one([m for _, m in taken])
+            except NgsiLdError:
+                outcomes = await self._ingest_one_by_one([m for _, m in taken])
+            for (n, _), outcome in zip(taken, outcomes, strict=True):
+                results[n] = outcome
+        return [r for r in results if r is not None]
+
+    async def _ingest_together(
+        self, conn: Connection, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        """Take the messages in the caller's write block: one statement message reads and
+        locks, the changes go with COMMIT."""
+        devices = sorted({(m.tenant, m.device_id) for m in messages})
+        claims = {
+            (m.tenant, m.device_id, m.message_id): m.report.at
+            for m in reversed(messages)  # the first message with an id gives its time
+            if m.message_id is not None
+        }
+        entities = {(m.tenant, entity_id) for m in messages for entity_id, _ in m.updates}
+        statements = [_lock_statuses(devices), lock_entities(entities)]
+        if claims:
+            statements.append(_claim(claims))
+        status_rows, entity_rows, *claimed_rows = await read_all(conn, statements)
+        states = {(tenant, device_id): _Fold(state) for tenant, device_id, state in status_rows}
+        claimed: set[tuple[str, str, str | None]] = {
+            (tenant, device_id, message_id)
+            for rows in claimed_rows
+            for tenant, device_id, message_id in rows
+        }
+        staging = Staging(entity_rows)
+        outcomes: list[ReportOutcome | Exception] = []
+        for m in messages:
+            fold = states.get((m.tenant, m.device_id))
+            claim = (m.tenant, m.device_id, m.message_id)
+            if fold is not None and m.message_id is not None and claim not in claimed:
+                fold.duplicates += 1  # stored before, or by a message before it in this batch
+                outcomes.append(ReportOutcome(duplicate=True, previous_state=fold.state))
+                continue
+            previous = STATE_UNKNOWN if fold is None else fold.state
+            outcome = staging.stage(m.tenant, m.updates, self._now) if m.updates else []
+            if isinstance(outcome, Exception):
+                outcomes.append(outcome)  # its claim stays free for a redelivery
+                continue
+            if fold is not None:
+                claimed.discard(claim)
+                fold.take(m.report)
+            outcomes.append(ReportOutcome(duplicate=False, previous_state=previous))
+        if claimed:  # claimed for messages that failed
+            await defer(conn, *_unclaim(sorted(claimed)))
+        changed = {key: fold for key, fold in states.items() if fold.changed}
+        if changed:
+            await defer(conn, *_update_statuses(changed))
+        await self._write_staged(conn, staging)
+        return outcomes
+
+    async def _ingest_one_by_one(
+        self, messages: Sequence[DeviceMessage]
+    ) -> list[ReportOutcome | Exception]:
+        """The messages in one transaction, each in a savepoint of its own (a round trip per
+        statement): a message that fails changes nothing and fails alone."""
+        results: list[ReportOutcome | Exception] = []
         async with self._transaction() as conn:
             for m in messages:
                 try:
-                    await self._check_tenant(m.tenant)
                     async with conn.transaction():
                         outcome = await _record_report(
                             conn, m.tenant, m.device_id, m.report, m.message_id
@@ -255,3 +340,113 @@ async def _record_report(
         ),
     )
     return ReportOutcome(duplicate=False, previous_state=previous)
+
+
+class _Fold:
+    """A device's status through the messages of one batch: its state as each message finds
+    it, and what the batch changes (counters added, the latest radio values)."""
+
+    def __init__(self, state: str) -> None:
+        self.stored_state = state
+        self.state = state
+        self.since: str | None = None
+        self.messages = 0
+        self.duplicates = 0
+        self.last: DeviceReport | None = None
+        self.radio: dict[str, Any] = {}
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.messages or self.duplicates)
+
+    def take(self, report: DeviceReport) -> None:
+        """One message stored: counted, online since its time unless online already."""
+        self.messages += 1
+        if self.state != STATE_ONLINE and self.since is None:
+            self.since = report.at
+        self.state = STATE_ONLINE
+        self.last = report
+        for name in _RADIO:
+            value = getattr(report, name)
+            if value is not None:
+                self.radio[name] = value
+
+    def row(self, tenant: str, device_id: str) -> dict[str, Any]:
+        return {
+            "tenant": tenant,
+            "device_id": device_id,
+            "messages": self.messages,
+            "duplicates": self.duplicates,
+            "last_seen": self.last.at if self.last is not None else None,
+            "since": self.since,
+            **{name: self.radio.get(name) for name in _RADIO},
+        }
+
+
+_RADIO = ("battery", "rssi", "snr", "gateway", "frame_counter")
+
+
+def _lock_statuses(devices: Sequence[tuple[str, str]]) -> tuple[LiteralString, Any]:
+    """Lock and read the devices' status rows, in key order."""
+    return (
+        "SELECT s.tenant, s.device_id, s.state FROM device_status s "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, device_id) "
+        "ON s.tenant = k.tenant AND s.device_id = k.device_id "
+        "ORDER BY s.tenant, s.device_id FOR UPDATE OF s",
+        (text_array(t for t, _ in devices), text_array(d for _, d in devices)),
+    )
+
+
+def _claim(claims: Mapping[tuple[str, str, str | None], str]) -> tuple[LiteralString, Any]:
+    """Record the message ids (of devices that still exist); those new come back: a
+    concurrent transaction claiming the same id makes this one wait for its outcome."""
+    keys = [(t, d, m) for (t, d, m) in claims if m is not None]
+    return (
+        "INSERT INTO device_messages (tenant, device_id, message_id, received_at) "
+        "SELECT k.tenant, k.device_id, k.message_id, k.at "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+        "AS k(tenant, device_id, message_id, at) "
+        "WHERE EXISTS (SELECT 1 FROM device_status s "
+        "WHERE s.tenant = k.tenant AND s.device_id = k.device_id) "
+        "ON CONFLICT DO NOTHING RETURNING tenant, device_id, message_id",
+        (
+            text_array(t for t, _, _ in keys),
+            text_array(d for _, d, _ in keys),
+            text_array(m for _, _, m in keys),
+            text_array(claims[key] for key in keys),
+        ),
+    )
+
+
+def _unclaim(claims: Sequence[tuple[str, str, str | None]]) -> tuple[LiteralString, Any]:
+    """Drop the message ids claimed for messages that failed."""
+    return (
+        "DELETE FROM device_messages m USING unnest(%s::text[], %s::text[], %s::text[]) "
+        "AS k(tenant, device_id, message_id) WHERE m.tenant = k.tenant "
+        "AND m.device_id = k.device_id AND m.message_id = k.message_id",
+        (
+            text_array(t for t, _, _ in claims),
+            text_array(d for _, d, _ in claims),
+            text_array(m or "" for _, _, m in claims),
+        ),
+    )
+
+
+def _update_statuses(folds: Mapping[tuple[str, str], _Fold]) -> tuple[LiteralString, Any]:
+    """One statement for every device status the batch changed (their rows are locked)."""
+    rows = [fold.row(tenant, device_id) for (tenant, device_id), fold in folds.items()]
+    return (
+        "UPDATE device_status s SET messages = s.messages + r.messages, "
+        "duplicates = s.duplicates + r.duplicates, "
+        "last_seen = coalesce(r.last_seen, s.last_seen), "
+        "state = CASE WHEN r.messages > 0 THEN %s ELSE s.state END, "
+        "state_since = coalesce(r.since, s.state_since), "
+        "battery = coalesce(r.battery, s.battery), rssi = coalesce(r.rssi, s.rssi), "
+        "snr = coalesce(r.snr, s.snr), gateway = coalesce(r.gateway, s.gateway), "
+        "frame_counter = coalesce(r.frame_counter, s.frame_counter) "
+        "FROM json_to_recordset(%s::json) AS r(tenant text, device_id text, messages bigint, "
+        "duplicates bigint, last_seen text, since text, battery float8, rssi float8, "
+        "snr float8, gateway text, frame_counter bigint) "
+        "WHERE s.tenant = r.tenant AND s.device_id = r.device_id",
+        (STATE_ONLINE, orjson.dumps(rows).decode()),
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, LiteralString, TypeVar, cast
 
 import orjson
 from psycopg import errors
@@ -71,6 +71,63 @@ async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
 async def delete_entity_row(conn: Connection, tenant: str, entity_id: str) -> None:
     """Remove an entity row."""
     await conn.execute("DELETE FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id))
+
+
+def lock_entities(keys: Iterable[tuple[str, str]]) -> tuple[LiteralString, tuple[str, str]]:
+    """The statement (and its values) that locks and reads the entities of ``(tenant, id)``
+    keys, in key order (so that two writers lock what they share in the same order)."""
+    ordered = sorted(keys)
+    return (
+        "SELECT e.tenant, e.id, e.doc FROM entities e "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, id) "
+        "ON e.tenant = k.tenant AND e.id = k.id ORDER BY e.tenant, e.id FOR UPDATE OF e",
+        (
+            text_array(tenant for tenant, _ in ordered),
+            text_array(entity_id for _, entity_id in ordered),
+        ),
+    )
+
+
+class Staging:
+    """Changes applied in memory to entities read and locked together, job by job: each job all
+    or nothing, each seeing the jobs before it; then written back once each."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, Any]]) -> None:
+        self.stored: dict[tuple[str, str], Entity] = {
+            (tenant, entity_id): entity_from_storage(doc) for tenant, entity_id, doc in rows
+        }
+        self.current: dict[tuple[str, str], Entity | None] = dict(self.stored)
+        self.records: list[EntityChangeRecord] = []
+
+    def stage(
+        self,
+        tenant: str,
+        changes: Sequence[tuple[str, EntityChange[Any]]],
+        now: Callable[[], str],
+    ) -> list[Any] | Exception:
+        """Apply one job's changes in order: their results, or the exception one of them raised
+        (the job then changes nothing)."""
+        staged: dict[tuple[str, str], Entity | None] = {}
+        records: list[EntityChangeRecord] = []
+        results: list[Any] = []
+        try:
+            for entity_id, change in changes:
+                key = (tenant, entity_id)
+                before = staged[key] if key in staged else self.current.get(key)
+                if before is None:
+                    raise ResourceNotFound(f"Entity {entity_id} was not found")
+                new, result = change(before)
+                results.append(result)
+                if new is before:
+                    continue
+                staged[key] = new
+                at = now() if new is None else new.modified_at or ""
+                records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
+        except Exception as exc:  # noqa: BLE001 - this job's own error, the others go on
+            return exc
+        self.current.update(staged)
+        self.records += records
+        return results
 
 
 class PostgresEntities(PostgresCore):
@@ -151,54 +208,22 @@ class PostgresEntities(PostgresCore):
         """Run each job's changes in order in the caller's transaction, every entity locked and
         read once and written back once: for each job, its results, or the exception its
         changes raised (a job that raises changes nothing)."""
-        keys = sorted({(tenant, entity_id) for tenant, changes in jobs for entity_id, _ in changes})
-        cursor = await read(
-            conn,
-            "SELECT e.tenant, e.id, e.doc FROM entities e "
-            "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, id) "
-            "ON e.tenant = k.tenant AND e.id = k.id ORDER BY e.tenant, e.id FOR UPDATE OF e",
-            (
-                text_array(tenant for tenant, _ in keys),
-                text_array(entity_id for _, entity_id in keys),
-            ),
-        )
-        stored: dict[tuple[str, str], Entity] = {
-            (tenant, entity_id): entity_from_storage(doc)
-            for tenant, entity_id, doc in await cursor.fetchall()
-        }
-        current: dict[tuple[str, str], Entity | None] = dict(stored)
-        records: list[EntityChangeRecord] = []
-        outcomes: list[Any] = []
-        for tenant, changes in jobs:
-            staged: dict[tuple[str, str], Entity | None] = {}
-            job_records: list[EntityChangeRecord] = []
-            results: list[Any] = []
-            try:
-                for entity_id, change in changes:
-                    key = (tenant, entity_id)
-                    before = staged[key] if key in staged else current.get(key)
-                    if before is None:
-                        raise ResourceNotFound(f"Entity {entity_id} was not found")
-                    new, result = change(before)
-                    results.append(result)
-                    if new is before:
-                        continue
-                    staged[key] = new
-                    at = self._now() if new is None else new.modified_at or ""
-                    job_records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
-            except Exception as exc:  # noqa: BLE001 - this job's own error, the others go on
-                outcomes.append(exc)
-                continue
-            current.update(staged)
-            records += job_records
-            outcomes.append(results)
-        for (tenant, entity_id), final in current.items():
+        keys = {(tenant, entity_id) for tenant, changes in jobs for entity_id, _ in changes}
+        cursor = await read(conn, *lock_entities(keys))
+        staging = Staging(await cursor.fetchall())
+        outcomes = [staging.stage(tenant, changes, self._now) for tenant, changes in jobs]
+        await self._write_staged(conn, staging)
+        return outcomes
+
+    async def _write_staged(self, conn: Connection, staging: Staging) -> None:
+        """Write back each entity the staged changes left different, and tell the change hooks
+        about every change."""
+        for (tenant, entity_id), final in staging.current.items():
             if final is None:
                 await delete_entity_row(conn, tenant, entity_id)
-            elif final is not stored[(tenant, entity_id)]:
+            elif final is not staging.stored[(tenant, entity_id)]:
                 await update_entity(conn, tenant, final)
-        await self._entities_changed(conn, records)
-        return outcomes
+        await self._entities_changed(conn, staging.records)
 
     async def delete_entity(self, tenant: str, entity_id: str) -> Entity:
         """Delete one entity and return what it was."""
