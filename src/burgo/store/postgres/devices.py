@@ -195,7 +195,7 @@ class PostgresDevices(PostgresEntities):
         """Take the messages in the caller's write block: one statement message reads and
         locks, the changes go with COMMIT."""
         devices = sorted({(m.tenant, m.device_id) for m in messages})
-        claims = {
+        claims: dict[tuple[str, str, str | None], str] = {
             (m.tenant, m.device_id, m.message_id): m.report.at
             for m in reversed(messages)  # the first message with an id gives its time
             if m.message_id is not None

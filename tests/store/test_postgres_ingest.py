@@ -1,0 +1,106 @@
+"""Device messages taken together on PostgreSQL: what the contract cannot show on one store
+(test_contract.py runs it): a message the database itself refuses, and two workers taking the
+same devices' messages at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from burgo.ngsild.errors import BadRequestData
+from burgo.ngsild.model import Entity
+from burgo.store.base import DEFAULT_TENANT, devices
+from burgo.store.postgres import PostgresStore
+from tests.store.contract import TEMPERATURE, device, prop, room
+from tests.store.contract_changes import ROOM_1, ROOM_2, current, minute, observe, temperatures
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def pg_store(empty_postgres: str) -> AsyncIterator[PostgresStore]:
+    """An opened PostgresStore on the emptied test database, with two devices feeding two
+    rooms."""
+    opened = PostgresStore(empty_postgres, max_connections=4)
+    await opened.open()
+    await opened.create_device(device("aq-1", entity_id=ROOM_1))
+    await opened.create_device(device("aq-2", entity_id=ROOM_2, dev_eui="70B3D57ED0000002"))
+    await opened.create_entity(DEFAULT_TENANT, room(ROOM_1))
+    await opened.create_entity(DEFAULT_TENANT, room(ROOM_2))
+    yield opened
+    await opened.close()
+
+
+def message(device_id: str, n: int, *updates: Any, up: str | None = None) -> Any:
+    """A message of ``device_id`` at minute ``n``."""
+    report = devices.DeviceReport(at=minute(n), battery=float(n))
+    return devices.DeviceMessage(DEFAULT_TENANT, device_id, report, up, updates)
+
+
+def nul(current: Entity) -> tuple[Entity, Any]:
+    """A change to a value PostgreSQL cannot hold (text with a NUL character)."""
+    return current.with_attrs({TEMPERATURE: prop("12\x00")}, minute(9)), None
+
+
+async def test_a_message_the_database_refuses_fails_alone(pg_store: PostgresStore) -> None:
+    results = await pg_store.ingest_device_messages(
+        [
+            message("aq-1", 1, (ROOM_1, observe(22.0, minute(1))), up="up-1"),
+            message("aq-2", 2, (ROOM_2, observe(5.0, minute(2))), up="up-2"),
+            message("aq-2", 3, (ROOM_2, nul), up="up-3"),
+        ]
+    )
+    online = devices.ReportOutcome(duplicate=False, previous_state="online")
+    assert results[:2] == [devices.ReportOutcome(duplicate=False, previous_state="unknown")] * 2
+    assert isinstance(results[2], BadRequestData)
+    assert await temperatures(pg_store) == [21.5, 22.0]
+    assert await current(pg_store, ROOM_2) == 5.0
+    two = await pg_store.get_device_status(DEFAULT_TENANT, "aq-2")
+    assert two is not None and (two.messages, two.battery) == (1, 2.0)
+    # The refused message left no claim: its redelivery, corrected, is stored.
+    again = await pg_store.ingest_device_messages(
+        [message("aq-2", 3, (ROOM_2, observe(6.0, minute(4))), up="up-3")]
+    )
+    assert again == [online]
+    assert await current(pg_store, ROOM_2) == 6.0
+
+
+async def test_two_workers_take_the_same_devices_messages_at_once(
+    pg_store: PostgresStore,
+) -> None:
+    """Two stores on one database (two workers) lock the devices and entities they share in
+    the same order (no deadlock), and an uplink both receive is stored once."""
+    other = PostgresStore(pg_store.url, max_connections=2)
+    await other.open()
+    try:
+        batches = []
+        for n in range(1, 9):
+            first, second = ("aq-1", ROOM_1), ("aq-2", ROOM_2)
+            if n % 2:
+                first, second = second, first
+            batches.append(
+                [
+                    message(first[0], n, (first[1], observe(float(n), minute(n)))),
+                    message(second[0], n, (second[1], observe(float(n), minute(n))), up=f"u{n}"),
+                    message("aq-1", n, (ROOM_1, observe(float(n), minute(n))), up="shared"),
+                ]
+            )
+        outcomes = await asyncio.gather(
+            *(
+                (pg_store if n % 2 else other).ingest_device_messages(batch)
+                for n, batch in enumerate(batches)
+            )
+        )
+        assert not [r for batch in outcomes for r in batch if isinstance(r, Exception)]
+        shared = [batch[2].duplicate for batch in outcomes]  # type: ignore[union-attr]
+        assert shared.count(False) == 1, "the uplink both workers received is stored once"
+        one = await pg_store.get_device_status(DEFAULT_TENANT, "aq-1")
+        two = await pg_store.get_device_status(DEFAULT_TENANT, "aq-2")
+        assert one is not None and two is not None
+        assert (one.messages, one.duplicates, two.messages, two.duplicates) == (9, 7, 8, 0)
+        assert len(await temperatures(pg_store, ROOM_2)) == 1 + 8
+    finally:
+        await other.close()
