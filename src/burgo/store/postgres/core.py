@@ -110,18 +110,28 @@ async def _configure(conn: Connection) -> None:
 
 class _WriteBlock:
     """The transaction of :meth:`PostgresCore._write_block`: whether BEGIN is still to be sent,
-    and the statements deferred to its end."""
+    and the statements deferred to its end (rows to hand over in one statement are gathered in
+    a list that stands for it until then)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.cursor = AsyncClientCursor(conn)
         self.begun = False
-        self.deferred: list[str] = []
+        self.deferred: list[str | list[Any]] = []
+        self.gathered: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
 
     async def finish(self) -> None:
         """Send what was deferred, and COMMIT, in one message."""
-        statements = self.deferred if self.begun else ["BEGIN", *self.deferred]
-        self.deferred = []
+        merged = {id(rows): (query, params) for (query, params), rows in self.gathered.items()}
+        statements: list[str] = [] if self.begun else ["BEGIN"]
+        for each in self.deferred:
+            if isinstance(each, str):
+                statements.append(each)
+            else:
+                query, params = merged[id(each)]
+                rows = orjson.dumps(each).decode()
+                statements.append(self.cursor.mogrify(query, (*params, rows)))
+        self.deferred, self.gathered = [], {}
         await self.cursor.execute("; ".join([*statements, "COMMIT"]))
 
 
@@ -185,6 +195,24 @@ async def defer(conn: Connection, query: LiteralString, params: Any = None) -> N
         await conn.execute(query, params)
     else:
         block.deferred.append(block.cursor.mogrify(query, params))
+
+
+async def defer_rows(
+    conn: Connection, query: LiteralString, params: tuple[Any, ...], rows: Sequence[Any]
+) -> None:
+    """Like :func:`defer` for a statement that takes ``params`` and then its rows as one JSON
+    array: in a write block, the rows of every such statement with the same ``query`` and
+    ``params`` go together in one statement, sent where the first one would have been (so it
+    must not matter to the statements deferred between them)."""
+    block = _write_block.get()
+    if block is None or block.conn is not conn:
+        await conn.execute(query, (*params, orjson.dumps(rows).decode()))
+        return
+    gathered = block.gathered.get((query, params))
+    if gathered is None:
+        gathered = block.gathered[(query, params)] = []
+        block.deferred.append(gathered)
+    gathered.extend(rows)
 
 
 class PostgresCore:

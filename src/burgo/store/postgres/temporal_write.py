@@ -26,7 +26,7 @@ from burgo.store.history_rows import (
     changed_instances,
     history_doc,
 )
-from burgo.store.postgres.core import Connection, defer
+from burgo.store.postgres.core import Connection, defer_rows
 
 # A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
 Row = tuple[int, bool, float | None, int | None, str | None, int | None]
@@ -296,7 +296,8 @@ async def record_rows(
     conn: Connection, tenant: str, items: Sequence[Encoded], shapes: ShapeIds, months: Months
 ) -> None:
     """Insert the instances of ``items`` and add them to the rollups, creating their series if
-    new: one call of ``burgo_record_history`` (migration 0007), whose result nobody waits for."""
+    new: a call of ``burgo_record_history_set`` (migration 0011), whose result nobody waits
+    for; one call for every write of a write block."""
     shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
     shape_ids = await shapes(shape_docs) if shape_docs else {}
     await months(e.t for e in items)
@@ -309,9 +310,7 @@ async def record_rows(
         }
         for item in items
     ]  # fmt: skip
-    await defer(
-        conn, "SELECT burgo_record_history(%s, %s::json)", (tenant, orjson.dumps(rows).decode())
-    )
+    await defer_rows(conn, "SELECT burgo_record_history_set(%s, %s::json)", (tenant,), rows)
 
 
 async def record_change(

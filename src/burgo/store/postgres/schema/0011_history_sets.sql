@@ -1,0 +1,62 @@
+-- Recording the history of many writes at once (a batch of device messages: hundreds of
+-- instances), set by set where burgo_record_history goes instance by instance: the missing
+-- series created, then one statement inserts every instance (after those already at its time)
+-- and adds them to the hourly and daily rollups, each bucket once with the sum of its
+-- instances (readings of one device in one hour share it). Same rows as burgo_record_history.
+-- Each instance finds its series through the series' unique index (a lateral look-up the planner
+-- cannot turn into a join): a plan made once per connection, when the tenant had few series,
+-- would otherwise scan all of them for every instance.
+CREATE FUNCTION burgo_record_history_set(p_tenant text, p_rows json) RETURNS void
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $body$
+BEGIN
+    IF json_array_length(p_rows) < 8 THEN  -- a few instances (a PATCH): one by one is cheaper
+        PERFORM burgo_record_history(p_tenant, p_rows);
+        RETURN;
+    END IF;
+    INSERT INTO history_series (tenant, entity_id, attr, dataset_id, kind, mixed)
+    SELECT DISTINCT ON (u.entity_id, u.attr, u.dataset_id)
+        p_tenant, u.entity_id, u.attr, u.dataset_id, u.kind, u.mixed
+    FROM ROWS FROM (json_to_recordset(p_rows) AS (entity_id text, attr text,
+        dataset_id text, kind text, mixed boolean)) WITH ORDINALITY
+        AS u(entity_id, attr, dataset_id, kind, mixed, ord)
+    LEFT JOIN LATERAL (SELECT s.id FROM history_series s WHERE s.tenant = p_tenant
+        AND s.entity_id = u.entity_id AND s.attr = u.attr AND s.dataset_id = u.dataset_id
+        OFFSET 0) AS s ON true
+    WHERE s.id IS NULL
+    ORDER BY u.entity_id, u.attr, u.dataset_id, u.ord
+    ON CONFLICT DO NOTHING;
+
+    WITH r AS MATERIALIZED (
+        SELECT s.id AS series, s.mixed AS was_mixed, u.*
+        FROM ROWS FROM (json_to_recordset(p_rows) AS (entity_id text, attr text,
+            dataset_id text, kind text, mixed boolean, t bigint, whole boolean, num float8,
+            shape integer, doc text, rec bigint)) WITH ORDINALITY
+            AS u(entity_id, attr, dataset_id, kind, mixed, t, whole, num, shape, doc, rec, ord)
+        JOIN LATERAL (SELECT s.id, s.mixed FROM history_series s WHERE s.tenant = p_tenant
+            AND s.entity_id = u.entity_id AND s.attr = u.attr AND s.dataset_id = u.dataset_id
+            OFFSET 0) AS s ON true
+    ), mixed AS (
+        UPDATE history_series SET mixed = true WHERE tenant = p_tenant
+            AND id = ANY(ARRAY(SELECT series FROM r WHERE r.mixed AND NOT r.was_mixed))
+    ), added AS (
+        INSERT INTO history (tenant, series, t, seq, whole, num, shape, doc, rec)
+        SELECT p_tenant, r.series, r.t,
+            coalesce((SELECT max(h.seq) + 1 FROM history h
+                WHERE h.tenant = p_tenant AND h.series = r.series AND h.t = r.t), 0)
+            + (row_number() OVER (PARTITION BY r.series, r.t ORDER BY r.ord))::integer - 1,
+            r.whole, r.num, r.shape, r.doc, r.rec
+        FROM r
+    )
+    INSERT INTO history_rollups AS x
+        (tenant, series, grain, bucket, n, total, low, high, sumsq, whole)
+    SELECT p_tenant, r.series, g.grain, r.t - ((r.t % g.grain) + g.grain) % g.grain,
+        count(*), sum(r.num), min(r.num), max(r.num), sum(r.num * r.num), bool_and(r.whole)
+    FROM r CROSS JOIN (VALUES (3600000), (86400000)) AS g(grain)
+    WHERE r.num IS NOT NULL
+    GROUP BY r.series, g.grain, 4
+    ON CONFLICT (tenant, series, grain, bucket) DO UPDATE SET
+        n = x.n + excluded.n, total = x.total + excluded.total,
+        low = least(x.low, excluded.low), high = greatest(x.high, excluded.high),
+        sumsq = x.sumsq + excluded.sumsq, whole = x.whole AND excluded.whole;
+END
+$body$;
