@@ -1,20 +1,25 @@
-"""Device messages taken together on PostgreSQL: what the contract cannot show on one store
-(test_contract.py runs it): a message the database itself refuses, and two workers taking the
-same devices' messages at once."""
+"""Device messages taken together on PostgreSQL: what the contract (test_contract.py) does not
+show: a message the database itself refuses, two workers taking the same devices' messages at
+once, and the history of a batch recorded set by set."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from burgo.ngsild.duration import DAY, HOUR, Duration
 from burgo.ngsild.errors import BadRequestData
 from burgo.ngsild.model import Entity
+from burgo.ngsild.temporal import Aggregation, TemporalQuery, to_millis
+from burgo.ngsild.times import format_datetime, parse_datetime
 from burgo.store.base import DEFAULT_TENANT, devices
 from burgo.store.postgres import PostgresStore
-from tests.store.contract import TEMPERATURE, device, prop, room
+from burgo.store.temporal import HistorySelection
+from tests.store.contract import T0, TEMPERATURE, device, prop, room
 from tests.store.contract_changes import ROOM_1, ROOM_2, current, minute, observe, temperatures
 
 pytestmark = pytest.mark.anyio
@@ -104,3 +109,39 @@ async def test_two_workers_take_the_same_devices_messages_at_once(
         assert len(await temperatures(pg_store, ROOM_2)) == 1 + 8
     finally:
         await other.close()
+
+
+async def test_a_batch_records_history_and_rollups_as_writes_one_by_one_do(
+    pg_store: PostgresStore,
+) -> None:
+    """Many instances in one transaction are recorded set by set (each rollup bucket once):
+    the same instances, in the same order, and the same aggregates as when each is written
+    on its own."""
+
+    def later(minutes: int) -> str:
+        return format_datetime(parse_datetime(minute(0)) + timedelta(minutes=minutes))
+
+    readings = [(1.5, 1), (2.0, 1), (7.25, 2), ("high", 3), (4.0, 61), (-3.0, 62), (9.0, 62)]
+    readings += [(float(n), 30 + n) for n in range(8)] + [(5.0, 24 * 60 + 5)]
+    batch = [
+        message("aq-1", n, *((ROOM_1, observe(value, later(at))) for value, at in readings[n::3]))
+        for n in range(3)
+    ]
+    assert not [r for r in await pg_store.ingest_device_messages(batch) if isinstance(r, Exception)]
+    for n in range(3):
+        for value, at in readings[n::3]:
+            await pg_store.modify_entity(DEFAULT_TENANT, ROOM_2, observe(value, later(at)))
+    assert await temperatures(pg_store) == await temperatures(pg_store, ROOM_2)
+    assert len(await temperatures(pg_store)) == 1 + len(readings)
+    for period in (Duration(0, HOUR), Duration(0, DAY)):
+        methods = ("totalCount", "sum", "min", "max", "avg", "stddev")
+        aggregated = [
+            (await pg_store.query_history(
+                DEFAULT_TENANT, HistorySelection(ids=(entity_id,)),
+                TemporalQuery(start=to_millis(parse_datetime(T0))), max_instances=100,
+                aggregation=Aggregation(methods, period),
+            )).entities[0].aggregated[TEMPERATURE][0].values
+            for entity_id in (ROOM_1, ROOM_2)
+        ]  # fmt: skip
+        assert aggregated[0] == aggregated[1]
+        assert sum(count for count, _, _ in aggregated[0]["totalCount"]) == 1 + len(readings)
