@@ -199,12 +199,12 @@ def database_pid(url: str) -> int | None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    try:
-        parent = int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return None  # another machine's backend
-    return parent
+        assert row is not None
+        try:  # while the connection is open: its backend ends with it
+            stat = Path(f"/proc/{row[0]}/stat").read_text()
+        except OSError:
+            return None  # another machine's backend
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def database_cpu_seconds(pid: int) -> float:
