@@ -129,8 +129,7 @@ class _WriteBlock:
                 statements.append(each)
             else:
                 query, params = merged[id(each)]
-                rows = orjson.dumps(each).decode()
-                statements.append(self.cursor.mogrify(query, (*params, rows)))
+                statements.append(self.cursor.mogrify(query, _with_rows(params, each)))
         self.deferred, self.gathered = [], {}
         await self.cursor.execute("; ".join([*statements, "COMMIT"]))
 
@@ -197,22 +196,31 @@ async def defer(conn: Connection, query: LiteralString, params: Any = None) -> N
         block.deferred.append(block.cursor.mogrify(query, params))
 
 
+# Stands for the rows in the values of :func:`defer_rows`.
+ROWS: Any = object()
+
+
 async def defer_rows(
     conn: Connection, query: LiteralString, params: tuple[Any, ...], rows: Sequence[Any]
 ) -> None:
-    """Like :func:`defer` for a statement that takes ``params`` and then its rows as one JSON
-    array: in a write block, the rows of every such statement with the same ``query`` and
-    ``params`` go together in one statement, sent where the first one would have been (so it
-    must not matter to the statements deferred between them)."""
+    """Like :func:`defer` for a statement that takes its rows as one JSON array (where ROWS
+    stands in ``params``): in a write block, the rows of every such statement with the same
+    ``query`` and other values go together in one statement, sent where the first one would
+    have been (so it must not matter to the statements deferred between them)."""
     block = _write_block.get()
     if block is None or block.conn is not conn:
-        await conn.execute(query, (*params, orjson.dumps(rows).decode()))
+        await conn.execute(query, _with_rows(params, rows))
         return
     gathered = block.gathered.get((query, params))
     if gathered is None:
         gathered = block.gathered[(query, params)] = []
         block.deferred.append(gathered)
     gathered.extend(rows)
+
+
+def _with_rows(params: tuple[Any, ...], rows: Sequence[Any]) -> tuple[Any, ...]:
+    text = orjson.dumps(rows).decode()
+    return tuple(text if value is ROWS else value for value in params)
 
 
 class PostgresCore:

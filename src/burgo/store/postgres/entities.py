@@ -13,9 +13,10 @@ from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
 from burgo.store.postgres.core import (
     RETRY_LATER,
+    ROWS,
     Connection,
     PostgresCore,
-    defer,
+    defer_rows,
     read,
     text_array,
 )
@@ -52,19 +53,23 @@ async def insert_entity(conn: Connection, tenant: str, entity: Entity) -> None:
 
 
 async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
-    """Write back a changed entity."""
-    await defer(
+    """Write back a changed entity (in a write block, once per entity: the block's entities are
+    written by one statement)."""
+    row = {
+        "id": entity.id,
+        "types": list(dict.fromkeys(entity.types)),
+        "created_at": entity.created_at or "",
+        "modified_at": entity.modified_at or "",
+        "doc": orjson.Fragment(orjson.dumps(entity_to_storage(entity))),
+    }
+    await defer_rows(
         conn,
-        "UPDATE entities SET types = %s::text[], created_at = %s, modified_at = %s, "
-        "doc = %s::json WHERE tenant = %s AND id = %s",
-        (
-            text_array(dict.fromkeys(entity.types)),
-            entity.created_at or "",
-            entity.modified_at or "",
-            entity_doc(entity),
-            tenant,
-            entity.id,
-        ),
+        "UPDATE entities e SET types = r.types, created_at = r.created_at, "
+        "modified_at = r.modified_at, doc = r.doc FROM json_to_recordset(%s::json) "
+        "AS r(id text, types text[], created_at text, modified_at text, doc json) "
+        "WHERE e.tenant = %s AND e.id = r.id",
+        (ROWS, tenant),
+        [row],
     )
 
 

@@ -28,7 +28,7 @@ from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
 from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore, defer, text_array
+from burgo.store.postgres.core import ROWS, Connection, PostgresCore, defer_rows
 
 AttrRow = tuple[str, str, str, str, float | None, str | None]
 GeoRow = tuple[str, str, str, str, str, float | None, float | None]
@@ -304,10 +304,11 @@ async def fold_type_counts(conn: Connection) -> None:
     await conn.execute("DELETE FROM entity_type_counts WHERE slot = 0 AND n = 0")
 
 
-# burgo_replace_values (migration 0007): planned once per connection, where the statement was
-# planned at each write. The rows come as one JSON array of [attribute, kind, number, text]:
-# binding one text costs Burgo less than four arrays.
-_REPLACE_VALUES = "SELECT burgo_replace_values(%s, %s, %s, %s::text[], %s::json)"
+# burgo_replace_values_set (migration 0011) calls burgo_replace_values (migration 0007), planned
+# once per connection, for each entity a write block changed. Each entity's rows come as one
+# JSON array of [attribute, kind, number, text]: binding one text costs Burgo less than four
+# arrays.
+_REPLACE_VALUES = "SELECT burgo_replace_values_set(%s, %s::json)"
 
 
 def _number_json(value: float | None) -> float | str | None:
@@ -321,12 +322,13 @@ async def _replace_values(
     conn: Connection, tenant: str, entity_id: str, stale: list[str] | None, rows: list[AttrRow]
 ) -> None:
     """Delete an entity's value rows of the ``stale`` attributes (None: of all of them) and
-    insert ``rows`` of that entity, in one statement."""
+    insert ``rows`` of that entity (in a write block, together with the other entities')."""
     if not rows and stale == []:
         return
-    rows_json = orjson.dumps([(r[2], r[3], _number_json(r[4]), r[5]) for r in rows]).decode()
-    await defer(
-        conn,
-        _REPLACE_VALUES,
-        (tenant, entity_id, stale is None, text_array(stale or []), rows_json),
-    )
+    entity = {
+        "entity_id": entity_id,
+        "every": stale is None,
+        "stale": stale or [],
+        "rows": [(r[2], r[3], _number_json(r[4]), r[5]) for r in rows],
+    }
+    await defer_rows(conn, _REPLACE_VALUES, (tenant, ROWS), [entity])

@@ -26,7 +26,7 @@ from burgo.store.history_rows import (
     changed_instances,
     history_doc,
 )
-from burgo.store.postgres.core import Connection, defer_rows
+from burgo.store.postgres.core import ROWS, Connection, defer_rows
 
 # A row of the history table after its tenant and series: t, whole, num, shape, doc, rec.
 Row = tuple[int, bool, float | None, int | None, str | None, int | None]
@@ -310,7 +310,7 @@ async def record_rows(
         }
         for item in items
     ]  # fmt: skip
-    await defer_rows(conn, "SELECT burgo_record_history_set(%s, %s::json)", (tenant,), rows)
+    await defer_rows(conn, "SELECT burgo_record_history_set(%s, %s::json)", (tenant, ROWS), rows)
 
 
 async def record_change(

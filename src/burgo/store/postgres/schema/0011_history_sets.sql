@@ -60,3 +60,20 @@ BEGIN
         sumsq = x.sumsq + excluded.sumsq, whole = x.whole AND excluded.whole;
 END
 $body$;
+
+-- The value-index rows of the entities a write block changed, in one call: for each entity
+-- (entity_id, every: all its rows are stale, stale: the stale attributes, rows: the new rows as
+-- burgo_replace_values takes them), its rows replaced by burgo_replace_values.
+CREATE FUNCTION burgo_replace_values_set(p_tenant text, p_entities json) RETURNS void
+LANGUAGE plpgsql AS $body$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN
+        SELECT * FROM json_to_recordset(p_entities)
+            AS u(entity_id text, every boolean, stale text[], "rows" json)
+    LOOP
+        PERFORM burgo_replace_values(p_tenant, e.entity_id, e.every, e.stale, e."rows");
+    END LOOP;
+END
+$body$;
