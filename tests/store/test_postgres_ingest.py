@@ -1,6 +1,6 @@
 """Device messages taken together on PostgreSQL: what the contract (test_contract.py) does not
 show: a message the database itself refuses, two workers taking the same devices' messages at
-once, and the history of a batch recorded set by set."""
+once, the history of a batch recorded set by set, and the notifications a batch queues."""
 
 from __future__ import annotations
 
@@ -19,8 +19,16 @@ from burgo.ngsild.times import format_datetime, parse_datetime
 from burgo.store.base import DEFAULT_TENANT, devices
 from burgo.store.postgres import PostgresStore
 from burgo.store.temporal import HistorySelection
-from tests.store.contract import T0, TEMPERATURE, device, prop, room
-from tests.store.contract_changes import ROOM_1, ROOM_2, current, minute, observe, temperatures
+from tests.store.contract import T0, TEMPERATURE, device, prop, room, subscription
+from tests.store.contract_changes import (
+    ROOM_1,
+    ROOM_2,
+    current,
+    minute,
+    observe,
+    refuse,
+    temperatures,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -145,3 +153,22 @@ async def test_a_batch_records_history_and_rollups_as_writes_one_by_one_do(
         ]  # fmt: skip
         assert aggregated[0] == aggregated[1]
         assert sum(count for count, _, _ in aggregated[0]["totalCount"]) == 1 + len(readings)
+
+
+async def test_messages_taken_together_queue_their_notifications(pg_store: PostgresStore) -> None:
+    await pg_store.create_subscription(DEFAULT_TENANT, subscription())
+    for nul_too in (False, True):  # with a message the database refuses: taken one by one
+        first = 1 + 10 * nul_too
+        batch = [
+            message("aq-1", first, (ROOM_1, observe(first, minute(first))), up=f"up-{first}"),
+            message("aq-2", first + 1, (ROOM_2, refuse)),
+            message("aq-1", first + 2, (ROOM_1, observe(first + 2, minute(first + 2)))),
+            *([message("aq-2", first + 3, (ROOM_2, nul))] if nul_too else []),
+        ]
+        await pg_store.ingest_device_messages(batch)
+        lanes, high = await pg_store.outbox_lanes(0)
+        assert pg_store.outbox_written() == high
+    [lane] = lanes
+    pending = await pg_store.pending_notifications(DEFAULT_TENANT, lane.subscription_id, limit=9)
+    temperatures = [p.changes[0].entity.instance(TEMPERATURE) for p in pending]
+    assert [t.value for t in temperatures if t is not None] == [1, 3, 11, 13]

@@ -119,19 +119,30 @@ class _WriteBlock:
         self.begun = False
         self.deferred: list[str | list[Any]] = []
         self.gathered: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
+        # What to do with the rows of deferred statements, by their place in ``deferred``.
+        self.on_rows: dict[int, Callable[[list[Any]], None]] = {}
 
     async def finish(self) -> None:
-        """Send what was deferred, and COMMIT, in one message."""
+        """Send what was deferred, and COMMIT, in one message; then hand the rows of the
+        statements that return some to their callbacks."""
         merged = {id(rows): (query, params) for (query, params), rows in self.gathered.items()}
         statements: list[str] = [] if self.begun else ["BEGIN"]
+        first = len(statements)
         for each in self.deferred:
             if isinstance(each, str):
                 statements.append(each)
             else:
                 query, params = merged[id(each)]
                 statements.append(self.cursor.mogrify(query, _with_rows(params, each)))
-        self.deferred, self.gathered = [], {}
+        on_rows = self.on_rows
+        self.deferred, self.gathered, self.on_rows = [], {}, {}
         await self.cursor.execute("; ".join([*statements, "COMMIT"]))
+        at = 0
+        for place, callback in sorted(on_rows.items()):
+            while at < first + place:
+                self.cursor.nextset()
+                at += 1
+            callback(await self.cursor.fetchall())
 
 
 _write_block: ContextVar[_WriteBlock | None] = ContextVar("burgo_write_block", default=None)
@@ -194,6 +205,23 @@ async def defer(conn: Connection, query: LiteralString, params: Any = None) -> N
         await conn.execute(query, params)
     else:
         block.deferred.append(block.cursor.mogrify(query, params))
+
+
+async def defer_returning(
+    conn: Connection,
+    query: LiteralString,
+    params: Any,
+    on_rows: Callable[[list[Any]], None],
+) -> None:
+    """Like :func:`defer` for a statement whose rows only matter once the transaction has
+    committed: in a write block, ``on_rows`` gets them after COMMIT; elsewhere at once."""
+    block = _write_block.get()
+    if block is None or block.conn is not conn:
+        cursor = await conn.execute(query, params)
+        on_rows(await cursor.fetchall())
+        return
+    block.on_rows[len(block.deferred)] = on_rows
+    block.deferred.append(block.cursor.mogrify(query, params))
 
 
 # Stands for the rows in the values of :func:`defer_rows`.

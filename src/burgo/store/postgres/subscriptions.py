@@ -29,7 +29,7 @@ from burgo.ngsild.subscription import (
 )
 from burgo.ngsild.times import parse_datetime
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import Connection, PostgresCore
+from burgo.store.postgres.core import Connection, PostgresCore, defer_returning
 from burgo.store.subscriptions import (
     Lane,
     PendingNotification,
@@ -178,14 +178,19 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
         self, conn: Connection, tenant: str, sub_id: str, changes: list[EntityChange]
     ) -> None:
         payload = orjson.dumps([c.to_json() for c in changes]).decode()
-        cursor = await conn.execute(
+        # In a write block the row goes with COMMIT (no round trip of its own), and its seq
+        # comes back once committed.
+        await defer_returning(
+            conn,
             "INSERT INTO notification_outbox (tenant, subscription_id, changes, created_at) "
             "VALUES (%s, %s, %s::json, %s) RETURNING seq",
             (tenant, sub_id, payload, changes[0].at),
+            self._queued,
         )
-        row = await cursor.fetchone()
-        if row is not None:
-            self._outbox_high = max(self._outbox_high, int(row[0]))
+
+    def _queued(self, rows: list[Any]) -> None:
+        for (seq,) in rows:
+            self._outbox_high = max(self._outbox_high, int(seq))
 
     def _wake(self) -> None:
         if self._outbox_wake is not None:
