@@ -177,9 +177,12 @@ def running_server(
 def processes(pid: int) -> list[int]:
     """A process and its children (the worker processes of ``burgo serve --workers``)."""
     found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        found += [child for text in children for child in processes(int(text))]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            found += [child for text in children for child in processes(int(text))]
+    except OSError:  # it ended meanwhile (a database backend whose client left)
+        pass
     return found
 
 
@@ -187,7 +190,10 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time used so far by a process and its children (all threads)."""
     total = 0.0
     for each in processes(pid):
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile: its time is now its parent's (children's time)
+            continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 

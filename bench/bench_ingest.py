@@ -312,6 +312,12 @@ def drive(port: int, meter: CpuMeter, load: Load, script: Path, args: argparse.N
         duplicates = delta("burgo_device_messages_duplicate_total:")
         ok = stored == accepted and duplicates == 0 and accepted >= result.requests
         detail = f"{stored:.0f} uplinks stored of {accepted:.0f} accepted, {duplicates:.0f} dup"
+    if not (ok and result.clean):
+        detail += (
+            f" (wrk: {result.requests} requests, {result.socket_errors} socket errors, "
+            f"{result.non_2xx} not 2xx; the server: {accepted:.0f} answered "
+            f"{load.expected_status}, others {unexpected})"
+        )
     seconds = args.duration
     requests = max(result.requests, 1)
     result = replace(
