@@ -64,11 +64,8 @@ async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
     }
     await defer_rows(
         conn,
-        "UPDATE entities e SET types = r.types, created_at = r.created_at, "
-        "modified_at = r.modified_at, doc = r.doc FROM json_to_recordset(%s::json) "
-        "AS r(id text, types text[], created_at text, modified_at text, doc json) "
-        "WHERE e.tenant = %s AND e.id = r.id",
-        (ROWS, tenant),
+        "SELECT burgo_update_entities(%s, %s::json)",  # migration 0011
+        (tenant, ROWS),
         [row],
     )
 

@@ -1,3 +1,5 @@
+-- Functions that write what many messages or writes of one transaction changed, one call each.
+
 -- Recording the history of many writes at once (a batch of device messages: hundreds of
 -- instances), set by set where burgo_record_history goes instance by instance: the missing
 -- series created, then one statement inserts every instance (after those already at its time)
@@ -74,6 +76,24 @@ BEGIN
             AS u(entity_id text, every boolean, stale text[], "rows" json)
     LOOP
         PERFORM burgo_replace_values(p_tenant, e.entity_id, e.every, e.stale, e."rows");
+    END LOOP;
+END
+$body$;
+
+-- The entities a write block changed, written back in one call: each row updated through the
+-- primary key (one statement joining them all was planned as a scan of every entity).
+CREATE FUNCTION burgo_update_entities(p_tenant text, p_rows json) RETURNS void
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $body$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT * FROM json_to_recordset(p_rows)
+            AS u(id text, types text[], created_at text, modified_at text, doc json)
+    LOOP
+        UPDATE entities SET types = r.types, created_at = r.created_at,
+            modified_at = r.modified_at, doc = r.doc
+        WHERE tenant = p_tenant AND id = r.id;
     END LOOP;
 END
 $body$;
