@@ -19,7 +19,7 @@ from burgo.ngsild.times import format_datetime, parse_datetime
 from burgo.store.base import DEFAULT_TENANT, devices
 from burgo.store.postgres import PostgresStore
 from burgo.store.temporal import HistorySelection
-from tests.store.contract import T0, TEMPERATURE, device, prop, room, subscription
+from tests.store.contract import T0, TEMPERATURE, VOCAB, device, prop, room, subscription
 from tests.store.contract_changes import (
     ROOM_1,
     ROOM_2,
@@ -167,8 +167,26 @@ async def test_messages_taken_together_queue_their_notifications(pg_store: Postg
         ]
         await pg_store.ingest_device_messages(batch)
         lanes, high = await pg_store.outbox_lanes(0)
-        assert pg_store.outbox_written() == high
+        # Taken one by one, the refused message's notification took a seq before it was
+        # rolled back with its savepoint.
+        assert pg_store.outbox_written() == high or (nul_too and pg_store.outbox_written() > high)
     [lane] = lanes
     pending = await pg_store.pending_notifications(DEFAULT_TENANT, lane.subscription_id, limit=9)
     temperatures = [p.changes[0].entity.instance(TEMPERATURE) for p in pending]
     assert [t.value for t in temperatures if t is not None] == [1, 3, 11, 13]
+
+
+async def test_a_document_holding_a_nul_inside_an_object_is_stored(pg_store: PostgresStore) -> None:
+    """PostgreSQL's json holds a \\u0000 that text cannot: a value with one deep inside an
+    object is stored by a device message and by a PATCH, as it was one write at a time."""
+    value = prop({"note": "12\x00"})
+
+    def deep(current: Entity) -> tuple[Entity, Any]:
+        return current.with_attrs({**current.attrs, VOCAB + "note": value}, minute(5)), None
+
+    [outcome] = await pg_store.ingest_device_messages([message("aq-1", 5, (ROOM_1, deep))])
+    assert not isinstance(outcome, Exception)
+    await pg_store.modify_entity(DEFAULT_TENANT, ROOM_2, deep)
+    for entity_id in (ROOM_1, ROOM_2):
+        stored = await pg_store.get_entity(DEFAULT_TENANT, entity_id)
+        assert stored is not None and stored.attrs[VOCAB + "note"] == value

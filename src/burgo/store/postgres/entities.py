@@ -60,7 +60,7 @@ async def update_entity(conn: Connection, tenant: str, entity: Entity) -> None:
         "types": list(dict.fromkeys(entity.types)),
         "created_at": entity.created_at or "",
         "modified_at": entity.modified_at or "",
-        "doc": orjson.Fragment(orjson.dumps(entity_to_storage(entity))),
+        "doc": entity_doc(entity),
     }
     await defer_rows(
         conn,

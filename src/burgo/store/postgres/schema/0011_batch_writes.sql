@@ -81,7 +81,9 @@ END
 $body$;
 
 -- The entities a write block changed, written back in one call: each row updated through the
--- primary key (one statement joining them all was planned as a scan of every entity).
+-- primary key (one statement joining them all was planned as a scan of every entity). Each
+-- document comes as a JSON text, cast as a single write's is: json_to_recordset refuses a
+-- \u0000 inside a json column, which a document may hold.
 CREATE FUNCTION burgo_update_entities(p_tenant text, p_rows json) RETURNS void
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $body$
 DECLARE
@@ -89,10 +91,10 @@ DECLARE
 BEGIN
     FOR r IN
         SELECT * FROM json_to_recordset(p_rows)
-            AS u(id text, types text[], created_at text, modified_at text, doc json)
+            AS u(id text, types text[], created_at text, modified_at text, doc text)
     LOOP
         UPDATE entities SET types = r.types, created_at = r.created_at,
-            modified_at = r.modified_at, doc = r.doc
+            modified_at = r.modified_at, doc = r.doc::json
         WHERE tenant = p_tenant AND id = r.id;
     END LOOP;
 END
