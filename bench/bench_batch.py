@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         f"upsert: 1,000 AirQualityObserved x 10 attributes, {args.upserts} requests.\n"
     )
     print("| store | batch create entities/s | server CPU µs/entity | database CPU µs/entity "
-          "| upsert 1,000 median s | upsert max s | upsert server / database CPU µs/entity |")  # fmt: skip
+          "| upsert 1,000 median s | upsert max s "
+          "| upsert server / database CPU µs/entity |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|")
     with postgres_server(args.postgres) as postgres:
         measured = [(mode, *run(mode, args, postgres)) for mode in args.modes]
