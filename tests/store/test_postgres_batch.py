@@ -147,7 +147,8 @@ async def test_a_mixed_batch_leaves_the_rows_of_the_entity_by_entity_way(
                     placed(room("urn:ngsi-ld:Room:2"), 1.0, "2024-05-01T10:00:00.000Z"),
                     room("urn:ngsi-ld:Room:3"),
                     room("urn:ngsi-ld:Room:4"),
-                    room("urn:ngsi-ld:Room:6"),
+                    # A reading observed at T1, changed by the batch at the same time.
+                    room("urn:ngsi-ld:Room:6", more={VOCAB + "n": (replace(reading, value=4),)}),
                     placed(room("urn:ngsi-ld:Room:7"), 7.0, "2024-05-01T10:00:00.000Z"),
                 ]
             ],

@@ -154,7 +154,12 @@ class PostgresBatch(PostgresCore):
         inserted or rewritten, in one statement each for all entities."""
         final: dict[str, Entity | None] = {r.entity_id: r.after for r in records}
         gone = [entity_id for entity_id, e in final.items() if e is None and entity_id in stored]
-        new = [e for entity_id, e in final.items() if e is not None and entity_id not in stored]
+        # New rows in id order, as every batch inserts them: two batches creating the same
+        # ids then wait for one another instead of deadlocking.
+        new = sorted(
+            (e for entity_id, e in final.items() if e is not None and entity_id not in stored),
+            key=lambda e: e.id,
+        )
         changed = [
             e
             for entity_id, e in final.items()

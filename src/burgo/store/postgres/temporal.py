@@ -146,7 +146,7 @@ class PostgresTemporal(PostgresCore):
 
     async def _ensure_months(self, times: Iterable[int]) -> None:
         """Make sure the history table has a partition for the month of each time."""
-        missing = {month_of(t) for t in times} - self._months
+        missing = {month_of(t) for t in set(times)} - self._months  # writes share times
         if not missing:
             return
         async with self._side_connection() as side:

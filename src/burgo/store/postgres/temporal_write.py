@@ -299,7 +299,7 @@ async def record_rows(
     new: one call of ``burgo_record_history`` (migration 0007), whose result nobody waits for."""
     shape_docs = [e.shape for e in items if isinstance(e.shape, str)]
     shape_ids = await shapes(shape_docs) if shape_docs else {}
-    await months({e.t for e in items})  # instances of a write share few times
+    await months(e.t for e in items)
     rows = [
         {
             "entity_id": item.key[0], "attr": item.key[1], "dataset_id": item.key[2],
