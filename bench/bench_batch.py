@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import statistics
 import sys
 import tempfile
@@ -139,6 +140,11 @@ class CpuMeter:
         return {"server_cpu_us": 1e6 * burgo / entities, "db_cpu_us": 1e6 * database / entities}
 
 
+def _us(value: float) -> str:
+    """A CPU figure in µs, or a dash where it was not measured (SQLite has no server)."""
+    return "—" if math.isnan(value) else f"{value:.0f}"
+
+
 def bench_create(
     port: int, pid: int, db_pid: int | None, args: argparse.Namespace
 ) -> dict[str, float]:
@@ -223,7 +229,7 @@ def run(
             f"  [{synchronous}] create: {args.entities:,} entities in "
             f"{created['seconds']:.2f} s = {created['per_s']:,.0f}/s "
             f"(server CPU {created['server_cpu_us']:.0f} us/entity, "
-            f"database CPU {created['db_cpu_us']:.0f} us/entity)",
+            f"database CPU {_us(created['db_cpu_us'])} us/entity)",
             file=sys.stderr,
         )
         upserts, upsert_cpu = bench_upsert(port, process.pid, db_pid, args)
@@ -231,7 +237,7 @@ def run(
             f"  [{synchronous}] upsert 1,000 x 10 attributes: median "
             f"{statistics.median(upserts):.3f} s, max {max(upserts):.3f} s "
             f"(server CPU {upsert_cpu['server_cpu_us']:.0f} us/entity, "
-            f"database CPU {upsert_cpu['db_cpu_us']:.0f} us/entity)",
+            f"database CPU {_us(upsert_cpu['db_cpu_us'])} us/entity)",
             file=sys.stderr,
         )
         return created, upserts, upsert_cpu
@@ -267,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode, created, upserts, upsert_cpu in measured:
         print(
             f"| {mode} | {created['per_s']:,.0f} | {created['server_cpu_us']:.0f} | "
-            f"{created['db_cpu_us']:.0f} | {statistics.median(upserts):.3f} | "
+            f"{_us(created['db_cpu_us'])} | {statistics.median(upserts):.3f} | "
             f"{max(upserts):.3f} | {upsert_cpu['server_cpu_us']:.0f} / "
-            f"{upsert_cpu['db_cpu_us']:.0f} |"
+            f"{_us(upsert_cpu['db_cpu_us'])} |"
         )
     return 0
 
