@@ -116,6 +116,7 @@ async def test_a_mixed_batch_leaves_the_rows_of_the_entity_by_entity_way(
 ) -> None:
     together, alone = stores
     reading = Attribute(AttrKind.PROPERTY, 5, observed_at=T1, modified_at=T1)
+    nul_inside = {VOCAB + "j": (Attribute(AttrKind.JSON_PROPERTY, {"a": "x\x00"}),)}
     retyped = placed(replace(room("urn:ngsi-ld:Room:2"), types=(VOCAB + "Office",)), 2.0)
     writes = [
         EntityWrite(every_kind().id, create=every_kind()),
@@ -134,6 +135,8 @@ async def test_a_mixed_batch_leaves_the_rows_of_the_entity_by_entity_way(
             change=lambda e: (e.with_attrs({**e.attrs, VOCAB + "n": (reading,)}, T1), None),
         ),
         EntityWrite("urn:ngsi-ld:Room:7", change=lambda e: (placed(e, 7.5), None)),
+        # A NUL inside a JSON object is stored (no text column holds it): no fallback.
+        EntityWrite("urn:ngsi-ld:Room:8", create=room("urn:ngsi-ld:Room:8", more=nul_inside)),
     ]
     found = []
     for store in stores:
@@ -161,7 +164,7 @@ async def test_a_mixed_batch_leaves_the_rows_of_the_entity_by_entity_way(
     assert found[0] == found[1]
     assert [error for *_, error in found[0]] == [
         None, AlreadyExists.__name__, None, None, None, None, ResourceNotFound.__name__,
-        BadRequestData.__name__, None, None, None, None, None,
+        BadRequestData.__name__, None, None, None, None, None, None,
     ]  # fmt: skip
     assert [result for _, _, result, _ in found[0]][2:6] == [21.5, "retyped", "gone", None]
     rows = dump(together.url)

@@ -28,7 +28,7 @@ from burgo.ngsild.errors import (
     ResourceNotFound,
     ServiceUnavailable,
 )
-from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
+from burgo.ngsild.model import Entity, entity_from_storage
 from burgo.store.base import EntityChangeRecord
 from burgo.store.batch import EntityWrite, WriteOutcome
 from burgo.store.postgres.core import (
@@ -41,22 +41,29 @@ from burgo.store.postgres.core import (
     text_array,
     translate_error,
 )
-from burgo.store.postgres.entities import delete_entity_row, insert_entity, update_entity
+from burgo.store.postgres.entities import (
+    delete_entity_row,
+    entity_doc,
+    insert_entity,
+    update_entity,
+)
 
 log = logging.getLogger(__name__)
 
-# Entity rows handed over as one JSON array (one text to bind, decoded once by the database).
+# Entity rows handed over as one JSON array (one text to bind). Each document travels as a JSON
+# text inside it, cast to json as a single entity's is: parsed as a member, a \u0000 inside it
+# would be refused, where json holds it.
 _INSERT_ROWS = (
     "INSERT INTO entities (tenant, id, types, created_at, modified_at, doc) "
-    "SELECT %s, u.id, u.types, u.created_at, u.modified_at, u.doc "
+    "SELECT %s, u.id, u.types, u.created_at, u.modified_at, u.doc::json "
     "FROM json_to_recordset(%s::json) AS u(id text, types text[], created_at text, "
-    "modified_at text, doc json)"
+    "modified_at text, doc text)"
 )
 _UPDATE_ROWS = (
     "UPDATE entities e SET types = u.types, created_at = u.created_at, "
-    "modified_at = u.modified_at, doc = u.doc "
+    "modified_at = u.modified_at, doc = u.doc::json "
     "FROM json_to_recordset(%s::json) AS u(id text, types text[], created_at text, "
-    "modified_at text, doc json) WHERE e.tenant = %s AND e.id = u.id"
+    "modified_at text, doc text) WHERE e.tenant = %s AND e.id = u.id"
 )
 
 
@@ -288,7 +295,7 @@ def _rows_json(entities: Sequence[Entity]) -> str:
                 "types": list(dict.fromkeys(e.types)),
                 "created_at": e.created_at or "",
                 "modified_at": e.modified_at or "",
-                "doc": entity_to_storage(e),
+                "doc": entity_doc(e),
             }
             for e in entities
         ]

@@ -193,13 +193,15 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
                     continue
                 if change is not None:
                     queued = {"subscription_id": matcher.subscription.id, "created_at": change.at}
-                    rows.append({**queued, "changes": [change.to_json()]})
+                    # As a JSON text, cast as a single write's is (see batch.py).
+                    changes = orjson.dumps([change.to_json()]).decode()
+                    rows.append({**queued, "changes": changes})
         if not rows:
             return
         cursor = await conn.execute(
             "WITH added AS (INSERT INTO notification_outbox (tenant, subscription_id, changes, "
-            "created_at) SELECT %s, u.subscription_id, u.changes, u.created_at "
-            "FROM ROWS FROM (json_to_recordset(%s::json) AS (subscription_id text, changes json, "
+            "created_at) SELECT %s, u.subscription_id, u.changes::json, u.created_at "
+            "FROM ROWS FROM (json_to_recordset(%s::json) AS (subscription_id text, changes text, "
             "created_at text)) WITH ORDINALITY AS u(subscription_id, changes, created_at, ord) "
             "ORDER BY u.ord RETURNING seq) SELECT max(seq) FROM added",
             (records[0].tenant, orjson.dumps(rows).decode()),
