@@ -37,6 +37,7 @@ LOG = "burgo.store.postgres.batch"
 # What each table holds, without the keys the database numbers itself (series, shapes, seq of
 # the outbox), and the type counts summed over the sessions that wrote them.
 DUMPS = {
+    "tenants": "SELECT name, created_at FROM tenants",
     "entities": "SELECT tenant, id, types, created_at, modified_at, doc::text FROM entities",
     "values": "SELECT tenant, entity_id, attr, kind, num, txt FROM entity_attr_values",
     "geo": "SELECT tenant, entity_id, name, geometry::text, bounds::text, lon, lat FROM entity_geo",
@@ -160,6 +161,13 @@ async def test_a_mixed_batch_leaves_the_rows_of_the_entity_by_entity_way(
         found.append(seen(await together.write_entities(DEFAULT_TENANT, writes)))
     assert not caplog.records, "a batch the database accepts is written in one go"
     found.append(seen(await alone._write_alone(DEFAULT_TENANT, writes)))
+    # A tenant made by an entity the same batch deletes again.
+    brief = [
+        EntityWrite(room().id, create=room()),
+        EntityWrite(room().id, change=lambda e: (None, None)),
+    ]
+    await together.write_entities("fundao", brief)
+    await alone._write_alone("fundao", brief)
 
     assert found[0] == found[1]
     assert [error for *_, error in found[0]] == [

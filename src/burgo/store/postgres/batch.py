@@ -159,6 +159,10 @@ class PostgresBatch(PostgresCore):
     ) -> None:
         """Each entity's row brought from what was read to what the batch leaves: removed,
         inserted or rewritten, in one statement each for all entities."""
+        # The tenant is made by the first entity created in it, even one the batch deletes again.
+        first = next((r.after for r in records if r.before is None and r.after is not None), None)
+        if first is not None:
+            await self._ensure_tenant(conn, tenant, first.created_at or "")
         final: dict[str, Entity | None] = {r.entity_id: r.after for r in records}
         gone = [entity_id for entity_id, e in final.items() if e is None and entity_id in stored]
         # New rows in id order, as every batch inserts them: two batches creating the same
@@ -179,7 +183,6 @@ class PostgresBatch(PostgresCore):
                 (tenant, text_array(gone)),
             )
         if new:
-            await self._ensure_tenant(conn, tenant, new[0].created_at or "")
             await defer(conn, _INSERT_ROWS, (tenant, _rows_json(new)))
         if changed:
             await defer(conn, _UPDATE_ROWS, (_rows_json(changed), tenant))
