@@ -5,6 +5,7 @@ database refuses as a whole is written again entity by entity, only the bad enti
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -220,3 +221,45 @@ async def test_a_batch_the_database_refuses_is_written_again_entity_by_entity(
     assert {row[1] for row in rows["history entities"]} == {room().id, *(e.id for e in good)}
     assert {row[1] for row in rows["geo"]} == {e.id for e in good}
     assert bad.id not in {row[1] for row in rows["values"]}
+
+
+def random_write(rng: random.Random, step: int) -> EntityWrite:
+    """One write of a small pool of ids: a create, a change, a retype, a delete, a refusal or
+    nothing, at one of a few instants (so that readings meet at the same time)."""
+    entity_id = f"urn:ngsi-ld:Room:{rng.randrange(5)}"
+    at = f"2024-05-01T1{rng.randrange(3)}:00:00.000Z"
+    value = rng.choice([1, 2.5, 2.5, "warm", True])
+    kind = rng.randrange(7)
+    if kind == 0:
+        made = replace(room(entity_id, temperature=step), created_at=at, modified_at=at)
+        return EntityWrite(entity_id, create=placed(made, rng.choice([1.0, 2.0]), at))
+    if kind == 1:
+        return EntityWrite(entity_id, change=set_temperature(value))
+    if kind == 2:
+        reading = Attribute(AttrKind.PROPERTY, value, observed_at=at, modified_at=at)
+        more = {VOCAB + "n": (reading,)}
+        return EntityWrite(entity_id, change=lambda e: (e.with_attrs({**e.attrs, **more}, at), 0))
+    if kind == 3:
+        types = rng.choice([(VOCAB + "Office",), (VOCAB + "Room", VOCAB + "Office")])
+        return EntityWrite(entity_id, change=lambda e: (replace(e, types=types), None))
+    if kind == 4:
+        return EntityWrite(entity_id, change=lambda e: (None, None))
+    if kind == 5:
+        return EntityWrite(entity_id, change=refuse)
+    return EntityWrite(entity_id, create=room(entity_id), change=lambda e: (e, None))
+
+
+async def test_random_batches_leave_the_rows_of_the_entity_by_entity_way(
+    stores: list[PostgresStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    together, alone = stores
+    rng = random.Random(20261202)
+    for store in stores:
+        await store.create_subscription(DEFAULT_TENANT, subscription())
+    for round_ in range(8):
+        writes = [random_write(rng, 10 * round_ + n) for n in range(12)]
+        with caplog.at_level(logging.DEBUG, logger=LOG):
+            expected = seen(await alone._write_alone(DEFAULT_TENANT, writes))
+            assert seen(await together.write_entities(DEFAULT_TENANT, writes)) == expected
+        assert not caplog.records
+        assert dump(together.url) == dump(alone.url), f"round {round_}"
