@@ -278,13 +278,15 @@ class MqttListener:
             return _Stored([packet_id for packet_id in acknowledge if packet_id], len(taken))
         failed = 0
         for message, publication, error in zip(taken, publications, errors, strict=True):
+            if error is None:
+                acknowledge.append(message.packet_id)
+                continue
             if isinstance(error, InternalError | ServiceUnavailable):
                 if not failed:
                     log.error("MQTT: could not store messages: %s", error.detail)
                 failed += 1
                 continue
-            if error is not None:
-                # Counted in the device's error statistics; a bad message is not retried.
-                log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
+            # Counted in the device's error statistics; a bad message is not retried.
+            log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
             acknowledge.append(message.packet_id)
         return _Stored([packet_id for packet_id in acknowledge if packet_id], failed)
