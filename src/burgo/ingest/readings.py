@@ -43,13 +43,18 @@ class Reading:
         """The battery level the reading reports, if any."""
         for key in BATTERY_KEYS:
             value = self.values.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if value is not None and _is_number(value):
                 return float(value)
         return None
 
 
+_NUMBER = (int, float)
+# Values that are not a {latitude, longitude} object, found by type alone (no ABC check).
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
 
 
 def _check_value(name: str, value: Any, where: str) -> None:
@@ -177,7 +182,7 @@ def reading_attributes(device: devices.Device, reading: Reading) -> dict[str, At
         if measurement not in values:
             continue
         value = values[measurement]
-        if isinstance(value, Mapping):
+        if type(value) not in _SCALARS and isinstance(value, Mapping):
             point = {"type": "Point", "coordinates": [value["longitude"], value["latitude"]]}
             attrs[iri] = Attribute(AttrKind.GEO_PROPERTY, point, observed_at=observed_at)
         elif not is_location:

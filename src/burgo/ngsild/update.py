@@ -92,7 +92,9 @@ def set_default_instances(current: Entity, attrs: Mapping[str, Attribute], now: 
     """Set the default instance of each attribute as ``append_attrs`` does for a fragment of
     default instances (``createdAt`` kept, ``modifiedAt`` now), taking built attributes instead
     of parsing documents: how device readings reach an entity."""
-    merged = dict(current.attrs)
+    stored = current.attrs
+    # A mapping proxy's copy is its dict's (dict() would go through the mapping protocol).
+    merged = stored.copy() if type(stored) is MappingProxyType else dict(stored)
     for name, new in attrs.items():
         instances = merged.get(name, ())
         if len(instances) == 1 and instances[0].dataset_id is None:  # the common case
