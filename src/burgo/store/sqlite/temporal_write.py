@@ -242,11 +242,12 @@ def record_changes(
         for name, attr in changed:
             row = writer.encode(conn, attr, at, memo)
             key = (tenant, entity_id, name, attr.dataset_id or "")
-            pending.append((key, attr.kind.value, row[1] is None, row))
+            # _value_, the member's value as stored: .value is a property, slow for every row.
+            pending.append((key, attr.kind._value_, row[1] is None, row))
         for name, attr in deleted:
             key = (tenant, entity_id, name, attr.dataset_id or "")
-            tombstone: Row = (at, None, DELETED, attr.kind.value, None)
-            pending.append((key, attr.kind.value, False, tombstone))
+            tombstone: Row = (at, None, DELETED, attr.kind._value_, None)
+            pending.append((key, attr.kind._value_, False, tombstone))
     if touched:
         conn.executemany(
             "INSERT INTO history_entities (tenant, id, types, created_at, deleted_at) "
