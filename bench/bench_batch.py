@@ -9,7 +9,9 @@ Run from the repository root::
 Figures, measured by a Python client end to end (HTTP request, parsing, storing, answer):
 
 - batch create: entities per second over all batches (bodies serialized before the clock starts);
-- batch upsert: seconds per request for 1,000 existing entities with 10 attributes each.
+- batch upsert: seconds per request for 1,000 existing entities with 10 attributes each;
+- CPU per entity of Burgo (the server and its workers) and, for a PostgreSQL server on this
+  machine, of the database (every process of the server, backends that ended included).
 
 ``--modes POSTGRES`` runs on a new database of the PostgreSQL server ``--postgres URL``
 (``private``: a private durable cluster, see ``databases.py``).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import statistics
 import sys
 import tempfile
@@ -33,7 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_entities import HOST, cpu_seconds, running_server
+from bench_entities import HOST, cpu_seconds, database_cpu_seconds, database_pid, running_server
 from databases import add_store_options, fresh_database, postgres_server
 
 OPS = "/ngsi-ld/v1/entityOperations"
@@ -118,7 +121,33 @@ def create_batches(count: int, size: int) -> list[tuple[bytes, int]]:
     return batches
 
 
-def bench_create(port: int, pid: int, args: argparse.Namespace) -> dict[str, float]:
+class CpuMeter:
+    """CPU seconds used by Burgo and (when local) the database since the meter was made."""
+
+    def __init__(self, pid: int, db_pid: int | None) -> None:
+        self.pid, self.db_pid = pid, db_pid
+        self.burgo = cpu_seconds(pid)
+        self.database = database_cpu_seconds(db_pid) if db_pid is not None else 0.0
+
+    def per_entity(self, entities: int) -> dict[str, float]:
+        """µs of CPU per entity since the meter was made (database: NaN when not measured)."""
+        burgo = cpu_seconds(self.pid) - self.burgo
+        database = (
+            database_cpu_seconds(self.db_pid) - self.database
+            if self.db_pid is not None
+            else float("nan")
+        )
+        return {"server_cpu_us": 1e6 * burgo / entities, "db_cpu_us": 1e6 * database / entities}
+
+
+def _us(value: float) -> str:
+    """A CPU figure in µs, or a dash where it was not measured (SQLite has no server)."""
+    return "—" if math.isnan(value) else f"{value:.0f}"
+
+
+def bench_create(
+    port: int, pid: int, db_pid: int | None, args: argparse.Namespace
+) -> dict[str, float]:
     """Post every create batch over ``args.connections`` connections; entities per second."""
     batches = create_batches(args.entities, args.batch)
     failures: list[str] = []
@@ -140,7 +169,7 @@ def bench_create(port: int, pid: int, args: argparse.Namespace) -> dict[str, flo
         finally:
             client.close()
 
-    cpu_before = cpu_seconds(pid)
+    meter = CpuMeter(pid, db_pid)
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(args.connections)]
     for thread in threads:
@@ -148,21 +177,25 @@ def bench_create(port: int, pid: int, args: argparse.Namespace) -> dict[str, flo
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    cpu_used = cpu_seconds(pid) - cpu_before
+    cpu = meter.per_entity(args.entities)
     if failures:
         sys.exit(f"bench: {len(failures)} create batches failed, first: {failures[0]}")
     return {
         "seconds": elapsed,
         "per_s": args.entities / elapsed,
-        "server_cpu_us": 1e6 * cpu_used / args.entities,
+        **cpu,
     }
 
 
-def bench_upsert(port: int, args: argparse.Namespace) -> list[float]:
-    """Upsert the first 1,000 AirQualityObserved again (they exist: 204), timing each request."""
+def bench_upsert(
+    port: int, pid: int, db_pid: int | None, args: argparse.Namespace
+) -> tuple[list[float], dict[str, float]]:
+    """Upsert the first 1,000 AirQualityObserved again (they exist: 204), timing each request;
+    and the CPU per entity upserted."""
     body = orjson.dumps([air_quality(3 * n) for n in range(1000)])
     client = Client(port)
     times = []
+    meter = CpuMeter(pid, db_pid)
     try:
         for _ in range(args.upserts):
             started = time.perf_counter()
@@ -172,12 +205,12 @@ def bench_upsert(port: int, args: argparse.Namespace) -> list[float]:
                 sys.exit(f"bench: upsert answered {status}: {answer[:300]!r}")
     finally:
         client.close()
-    return times
+    return times, meter.per_entity(1000 * args.upserts)
 
 
 def run(
     synchronous: str, args: argparse.Namespace, postgres: str | None
-) -> tuple[dict[str, float], list[float]]:
+) -> tuple[dict[str, float], list[float], dict[str, float]]:
     """One server (SQLite in a synchronous mode, or POSTGRES on a new database of the server
     ``postgres``): the creates, then the upserts."""
     server = postgres if synchronous == "POSTGRES" else None
@@ -190,20 +223,24 @@ def run(
             _,
         ),
     ):
-        created = bench_create(port, process.pid, args)
+        db_pid = database_pid(db) if server else None
+        created = bench_create(port, process.pid, db_pid, args)
         print(
             f"  [{synchronous}] create: {args.entities:,} entities in "
             f"{created['seconds']:.2f} s = {created['per_s']:,.0f}/s "
-            f"(server CPU {created['server_cpu_us']:.0f} us/entity)",
+            f"(server CPU {created['server_cpu_us']:.0f} us/entity, "
+            f"database CPU {_us(created['db_cpu_us'])} us/entity)",
             file=sys.stderr,
         )
-        upserts = bench_upsert(port, args)
+        upserts, upsert_cpu = bench_upsert(port, process.pid, db_pid, args)
         print(
             f"  [{synchronous}] upsert 1,000 x 10 attributes: median "
-            f"{statistics.median(upserts):.3f} s, max {max(upserts):.3f} s",
+            f"{statistics.median(upserts):.3f} s, max {max(upserts):.3f} s "
+            f"(server CPU {upsert_cpu['server_cpu_us']:.0f} us/entity, "
+            f"database CPU {_us(upsert_cpu['db_cpu_us'])} us/entity)",
             file=sys.stderr,
         )
-        return created, upserts
+        return created, upserts, upsert_cpu
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,15 +264,18 @@ def main(argv: list[str] | None = None) -> int:
         f"batches of {args.batch:,}, {args.connections} connection(s); "
         f"upsert: 1,000 AirQualityObserved x 10 attributes, {args.upserts} requests.\n"
     )
-    print("| store | batch create entities/s | server CPU µs/entity "
-          "| upsert 1,000 median s | upsert max s |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|")
+    print("| store | batch create entities/s | server CPU µs/entity | database CPU µs/entity "
+          "| upsert 1,000 median s | upsert max s "
+          "| upsert server / database CPU µs/entity |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     with postgres_server(args.postgres) as postgres:
         measured = [(mode, *run(mode, args, postgres)) for mode in args.modes]
-    for mode, created, upserts in measured:
+    for mode, created, upserts, upsert_cpu in measured:
         print(
             f"| {mode} | {created['per_s']:,.0f} | {created['server_cpu_us']:.0f} | "
-            f"{statistics.median(upserts):.3f} | {max(upserts):.3f} |"
+            f"{_us(created['db_cpu_us'])} | {statistics.median(upserts):.3f} | "
+            f"{max(upserts):.3f} | {upsert_cpu['server_cpu_us']:.0f} / "
+            f"{_us(upsert_cpu['db_cpu_us'])} |"
         )
     return 0
 

@@ -6,21 +6,23 @@ import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from burgo.cli import app
-from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
+from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage, entity_to_storage
 from burgo.ngsild.qlang import evaluate, parse_q
 from burgo.store.base import DEFAULT_TENANT
 from burgo.store.sqlite import SqliteStore
 from burgo.store.sqlite.migrations import available_migrations, migrate
 from burgo.store.sqlite.qindex import entity_rows
 from burgo.store.sqlite.qsql import q_to_sql
-from tests.store.contract import VOCAB, every_kind, room
+from tests.store.contract import TEMPERATURE, VOCAB, every_kind, room
 
+NAME = VOCAB + "name"
 QUERIES = ("temperature>21", "temperature==20..22", "!temperature", 'name=="x"', "temperature")
 
 
@@ -133,6 +135,61 @@ async def test_the_index_survives_a_restart_and_follows_later_writes(tmp_path: P
         await store.delete_entity(DEFAULT_TENANT, "urn:ngsi-ld:Room:a")
         await store.create_entity(DEFAULT_TENANT, room("urn:ngsi-ld:Room:c", 30.0))
         assert (await answers(store, DEFAULT_TENANT))["temperature>21"] == {"urn:ngsi-ld:Room:c"}
+    finally:
+        await store.close()
+    index_is_exact(path)
+
+
+def reading(value: Any) -> Any:
+    """A change setting the room's temperature (and a name, a string value) to ``value``."""
+
+    def change(current: Entity) -> tuple[Entity, None]:
+        at = "2024-05-01T10:00:00.000Z"
+        new = {
+            TEMPERATURE: (Attribute(AttrKind.PROPERTY, value, unit_code="CEL"),),
+            NAME: (Attribute(AttrKind.PROPERTY, f"room at {value}"),),
+        }
+        return current.with_attrs({**current.attrs, **new}, at), None
+
+    return change
+
+
+@pytest.mark.anyio
+async def test_new_values_keep_the_index_exact(tmp_path: Path) -> None:
+    path = tmp_path / "burgo.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.create_entity(DEFAULT_TENANT, room("urn:ngsi-ld:Room:a", 25.0))
+        for value in (26.5, 27, 27.0, "high", 20):
+            await store.modify_entities(DEFAULT_TENANT, [("urn:ngsi-ld:Room:a", reading(value))])
+            index_is_exact(path)
+        assert (await answers(store, DEFAULT_TENANT))["temperature==20..22"] == {
+            "urn:ngsi-ld:Room:a"
+        }
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_an_index_row_found_missing_or_twice_is_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "burgo.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for n, value in enumerate((25.0, 26.0)):
+            await store.create_entity(DEFAULT_TENANT, room(f"urn:ngsi-ld:Room:{n}", value))
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            # Room 0 lost its value row; room 1 has it twice.
+            conn.execute("DELETE FROM attr_values WHERE kind = 'v' AND num = 25.0")
+            conn.execute(
+                "INSERT INTO attr_values SELECT entity_pk, attr, kind, num, txt FROM attr_values "
+                "WHERE kind = 'v' AND num = 26.0"
+            )
+        await store.modify_entities(
+            DEFAULT_TENANT,
+            [("urn:ngsi-ld:Room:0", reading(30.0)), ("urn:ngsi-ld:Room:1", reading(31.0))],
+        )
     finally:
         await store.close()
     index_is_exact(path)

@@ -41,6 +41,8 @@ MAX_BATCH = 1000  # messages stored in one store job at most
 BATCHES_IN_FLIGHT = 2  # one being written, the next being parsed
 STOP_TIMEOUT = 10.0  # seconds a stopping listener waits for the batches in hand
 DRAIN_QUIET = 0.2  # seconds without a message after which a stopping listener is done
+TOPICS_KEPT = 10_000  # parsed topics remembered
+_UNPARSED: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class MqttListener:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.layout = TopicLayout(topic)
+        # Topics already parsed: a device publishes on the same topic again and again.
+        self._topics: dict[str, tuple[str, str] | None] = {}
         self.subscription = (
             f"$share/{shared_group}/{self.layout.filter}" if shared_group else self.layout.filter
         )
@@ -264,8 +268,14 @@ class MqttListener:
         taken: list[Publish] = []
         publications: list[Publication] = []
         acknowledge: list[int] = []
+        topics = self._topics
         for message in batch:
-            where = self.layout.parse(message.topic)
+            where = topics.get(message.topic, _UNPARSED)
+            if where is _UNPARSED:
+                where = self.layout.parse(message.topic)
+                if len(topics) >= TOPICS_KEPT:
+                    topics.clear()
+                topics[message.topic] = where
             if where is None:
                 acknowledge.append(message.packet_id)
             else:
@@ -278,13 +288,15 @@ class MqttListener:
             return _Stored([packet_id for packet_id in acknowledge if packet_id], len(taken))
         failed = 0
         for message, publication, error in zip(taken, publications, errors, strict=True):
+            if error is None:
+                acknowledge.append(message.packet_id)
+                continue
             if isinstance(error, InternalError | ServiceUnavailable):
                 if not failed:
                     log.error("MQTT: could not store messages: %s", error.detail)
                 failed += 1
                 continue
-            if error is not None:
-                # Counted in the device's error statistics; a bad message is not retried.
-                log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
+            # Counted in the device's error statistics; a bad message is not retried.
+            log.debug("MQTT: refused a message of %s: %s", publication.device_id, error.detail)
             acknowledge.append(message.packet_id)
         return _Stored([packet_id for packet_id in acknowledge if packet_id], failed)

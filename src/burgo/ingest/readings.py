@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from burgo.ngsild.errors import BadRequestData
-from burgo.ngsild.model import Attribute, AttrKind, Entity
+from burgo.ngsild.model import EMPTY, Attribute, AttrKind, Entity
 from burgo.ngsild.parse import NGSI_LD_NULL
 from burgo.ngsild.times import canonical_datetime
 from burgo.ngsild.update import set_default_instances
@@ -43,16 +43,28 @@ class Reading:
         """The battery level the reading reports, if any."""
         for key in BATTERY_KEYS:
             value = self.values.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if value is not None and _is_number(value):
                 return float(value)
         return None
 
 
+_NUMBER = (int, float)
+# Values that are not a {latitude, longitude} object, found by type alone (no ABC check).
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
 
 
 def _check_value(name: str, value: Any, where: str) -> None:
+    kind = type(value)
+    if kind is int:  # most measurements: nothing more to check
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise BadRequestData(f"{where}: measurement {name!r} is not a finite number")
+        return
     if value == NGSI_LD_NULL:
         raise BadRequestData(f"{where}: measurement {name!r} must not be NGSI-LD Null")
     if value is None or isinstance(value, str | bool):
@@ -98,20 +110,62 @@ def parse_readings(data: Any, now: str) -> list[Reading]:
     return [parse_reading(data, now)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a device's mapping asks of each reading, worked out once per mapping: the
+    measurements it knows, those it scales, and how each mapped one becomes an attribute."""
+
+    known: frozenset[str]
+    scaled: tuple[devices.AttributeMap, ...]
+    # (measurement, attribute IRI, unit code, the rule when it scales, whether a plain value
+    # is left out because the attribute is the location)
+    rules: tuple[tuple[str, str, str | None, devices.AttributeMap | None, bool], ...]
+
+
+# Plans by the identity of the mapping they were made for (kept with it, so that identity is
+# not reused while the plan is kept); devices are cached, so a mapping is planned once.
+_PLANS: dict[int, tuple[tuple[devices.AttributeMap, ...], _Plan]] = {}
+_PLANS_KEPT = 4096
+
+
+def _plan(mapping: tuple[devices.AttributeMap, ...]) -> _Plan:
+    found = _PLANS.get(id(mapping))
+    if found is not None and found[0] is mapping:
+        return found[1]
+    scaled = tuple(rule for rule in mapping if rule.scale != 1.0 or rule.offset != 0.0)
+    plan = _Plan(
+        known=frozenset(m.measurement for m in mapping) | frozenset(BATTERY_KEYS),
+        scaled=scaled,
+        rules=tuple(
+            (
+                rule.measurement,
+                rule.iri,
+                rule.unit_code or None,
+                rule if rule in scaled else None,
+                rule.iri == LOCATION_IRI,
+            )
+            for rule in mapping
+        ),
+    )
+    if len(_PLANS) >= _PLANS_KEPT:
+        _PLANS.clear()
+    _PLANS[id(mapping)] = (mapping, plan)
+    return plan
+
+
 def check_mapped(device: devices.Device, readings: list[Reading]) -> None:
     """Refuse readings naming measurements the device's mapping does not know."""
-    known = {m.measurement for m in device.mapping} | set(BATTERY_KEYS)
+    plan = _plan(device.mapping)
     for reading in readings:
-        unknown = sorted(set(reading.values) - known)
-        if unknown:
+        if not plan.known.issuperset(reading.values):
+            unknown = sorted(set(reading.values) - plan.known)
             raise BadRequestData(
                 f"Device {device.id} has no mapping for {', '.join(map(repr, unknown))}; "
                 f"it maps: {', '.join(sorted(m.measurement for m in device.mapping))}"
             )
-        for rule in device.mapping:
+        for rule in plan.scaled:
             value = reading.values.get(rule.measurement)
-            scaled = rule.scale != 1.0 or rule.offset != 0.0
-            if scaled and value is not None and not _is_number(value):
+            if value is not None and not _is_number(value):
                 raise BadRequestData(
                     f"Measurement {rule.measurement!r} is scaled, so it must be a number, "
                     f"got {value!r}"
@@ -122,21 +176,27 @@ def reading_attributes(device: devices.Device, reading: Reading) -> dict[str, At
     """The NGSI-LD attributes (by expanded name) a reading sets on the target entity, each
     observed at the device's time; empty if the reading maps to nothing."""
     attrs: dict[str, Attribute] = {}
-    for rule in device.mapping:
-        if rule.measurement not in reading.values:
+    values = reading.values
+    observed_at = reading.observed_at
+    for measurement, iri, unit_code, scaled, is_location in _plan(device.mapping).rules:
+        if measurement not in values:
             continue
-        value = reading.values[rule.measurement]
-        if isinstance(value, Mapping):
+        value = values[measurement]
+        if type(value) not in _SCALARS and isinstance(value, Mapping):
             point = {"type": "Point", "coordinates": [value["longitude"], value["latitude"]]}
-            attrs[rule.iri] = Attribute(
-                AttrKind.GEO_PROPERTY, point, observed_at=reading.observed_at
-            )
-        elif rule.iri != LOCATION_IRI:
-            attrs[rule.iri] = Attribute(
+            attrs[iri] = Attribute(AttrKind.GEO_PROPERTY, point, observed_at=observed_at)
+        elif not is_location:
+            # Every field given: the constructor is quickest so (this runs for every value).
+            attrs[iri] = Attribute(
                 AttrKind.PROPERTY,
-                rule.convert(value),
-                observed_at=reading.observed_at,
-                unit_code=rule.unit_code or None,
+                value if scaled is None else scaled.convert(value),
+                None,
+                observed_at,
+                unit_code,
+                None,
+                EMPTY,
+                None,
+                None,
             )
     return attrs
 

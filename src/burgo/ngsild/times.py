@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from burgo.ngsild.errors import BadRequestData
@@ -38,7 +39,9 @@ def canonical_datetime(text: object, what: str = "DateTime") -> str:
     if type(text) is str:
         found = _CANONICAL.get(text)
         if found is None:
-            found = format_datetime(parse_datetime(text, what))
+            found = _utc_seconds(text)
+            if found is None:
+                found = format_datetime(parse_datetime(text, what))
             if len(_CANONICAL) >= _CANONICAL_KEPT:
                 _CANONICAL.clear()
             _CANONICAL[text] = found
@@ -46,6 +49,21 @@ def canonical_datetime(text: object, what: str = "DateTime") -> str:
     return format_datetime(parse_datetime(text, what))
 
 
+def _utc_seconds(text: str) -> str | None:
+    """The canonical form of a UTC date-time given to the second or millisecond with a
+    trailing Z (what devices mostly send), made without converting and formatting a datetime;
+    None for any other form."""
+    match = _UTC_SECONDS.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        datetime.fromisoformat(match[1])  # a real date and time of day (no 24:00, no Feb 30)
+    except ValueError:
+        return None
+    return f"{match[1]}.{match[2] or '000'}Z"
+
+
 # Date-times already made canonical: a batch's instances mostly share a few observedAt values.
 _CANONICAL: dict[str, str] = {}
 _CANONICAL_KEPT = 4096
+_UTC_SECONDS = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{3}))?Z", re.ASCII)

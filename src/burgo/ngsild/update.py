@@ -92,10 +92,17 @@ def set_default_instances(current: Entity, attrs: Mapping[str, Attribute], now: 
     """Set the default instance of each attribute as ``append_attrs`` does for a fragment of
     default instances (``createdAt`` kept, ``modifiedAt`` now), taking built attributes instead
     of parsing documents: how device readings reach an entity."""
-    merged = dict(current.attrs)
+    stored = current.attrs
+    # A mapping proxy's copy is its dict's (dict() would go through the mapping protocol).
+    merged = stored.copy() if type(stored) is MappingProxyType else dict(stored)
     for name, new in attrs.items():
         instances = merged.get(name, ())
-        existing = next((a for a in instances if a.dataset_id is None), None)
+        if len(instances) == 1 and instances[0].dataset_id is None:  # the common case
+            existing: Attribute | None = instances[0]
+            others: Instances = ()
+        else:
+            existing = next((a for a in instances if a.dataset_id is None), None)
+            others = tuple(a for a in instances if a.dataset_id is not None)
         created_at = existing.created_at if existing is not None else None
         if new.sub or new.dataset_id is not None:
             stamped = replace(new, dataset_id=None).stamped(now, created_at)
@@ -111,8 +118,16 @@ def set_default_instances(current: Entity, attrs: Mapping[str, Attribute], now: 
                 created_at or now,
                 now,
             )
-        merged[name] = (stamped, *(a for a in instances if a.dataset_id is not None))
-    return replace(current, attrs=MappingProxyType(merged), modified_at=now)
+        merged[name] = (stamped, *others) if others else (stamped,)
+    # The constructor, not dataclasses.replace: this runs for every reading a device sends.
+    return Entity(
+        current.id,
+        current.types,
+        MappingProxyType(merged),
+        current.scope,
+        current.created_at,
+        now,
+    )
 
 
 def is_null_attribute(doc: Mapping[str, JsonValue]) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from burgo.ngsild.duration import DAY, HOUR
-from burgo.ngsild.model import Attribute, AttrKind, Entity, attribute_from_storage
+from burgo.ngsild.model import EMPTY, Attribute, AttrKind, Entity, attribute_from_storage
 from burgo.ngsild.temporal import (
     Aggregation,
     TemporalEntity,
@@ -100,16 +100,29 @@ def changed_instances(
 ) -> tuple[list[tuple[str, Attribute]], list[tuple[str, Attribute]]]:
     """The attribute instances an entity write changed (new values) and removed."""
     changed = []
+    old_attrs = before.attrs if before is not None else EMPTY
     for name, instances in after.attrs.items():
-        old_instances = before.attrs.get(name, ()) if before is not None else ()
+        old_instances = old_attrs.get(name, ())
+        if old_instances is instances:  # an attribute the write left alone
+            continue
+        if len(instances) == 1 and len(old_instances) == 1:  # most attributes: one instance
+            attr, old = instances[0], old_instances[0]
+            if old.dataset_id == attr.dataset_id:
+                if old != attr:
+                    changed.append((name, attr))
+                continue
         for attr in instances:
             old = next((o for o in old_instances if o.dataset_id == attr.dataset_id), None)
             if old is None or (old is not attr and old != attr):
                 changed.append((name, attr))
     deleted = []
     if before is not None:
+        new_attrs = after.attrs
         for name, instances in before.attrs.items():
-            kept = {a.dataset_id for a in after.attrs.get(name, ())}
+            new_instances = new_attrs.get(name, ())
+            if new_instances is instances:
+                continue
+            kept = {a.dataset_id for a in new_instances}
             deleted += [(name, a) for a in instances if a.dataset_id not in kept]
     return changed, deleted
 

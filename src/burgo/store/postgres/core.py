@@ -43,6 +43,10 @@ Connection = AsyncConnection[tuple[Any, ...]]
 # Called inside the write transaction after each entity write (notification outbox, ...);
 # a coroutine it returns is awaited there.
 ChangeHook = Callable[[Connection, EntityChangeRecord], Awaitable[None] | None]
+# A change hook's set-based form: the changes of many entities (each entity at most once) in a
+# few statements deferred to the end of the write block, where the hook costs statements per
+# entity. Batch writes call it in place of the hook it is registered for.
+ChangesHook = Callable[[Connection, Sequence[EntityChangeRecord]], Awaitable[None]]
 
 # SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator intervention.
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
@@ -274,6 +278,7 @@ class PostgresCore:
         # Hooks that need only each entity's net change in a transaction (the query indexes):
         # a message of 25 readings rewrites an entity's index rows once, not 25 times.
         self._net_change_hooks: list[ChangeHook] = []
+        self._set_based_hooks: dict[ChangeHook, ChangesHook] = {}
         self._commits = 0
         self._probe: asyncio.Task[None] | None = None
         self._reconnecting = False

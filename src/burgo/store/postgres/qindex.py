@@ -19,7 +19,7 @@ indexes existed are indexed when the store next opens (:meth:`PostgresQIndex.ope
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ from burgo.ngsild.geoquery import geometry_box
 from burgo.ngsild.model import Attribute, AttrKind, Entity, entity_from_storage
 from burgo.ngsild.qmatch import LitKind, attribute_candidates, temporal_key
 from burgo.store.base import EntityChangeRecord
-from burgo.store.postgres.core import ROWS, Connection, PostgresCore, defer_rows
+from burgo.store.postgres.core import ROWS, Connection, PostgresCore, defer, defer_rows, text_array
 
 AttrRow = tuple[str, str, str, str, float | None, str | None]
 GeoRow = tuple[str, str, str, str, str, float | None, float | None]
@@ -119,12 +119,83 @@ def _geo_instances(entity: Entity | None) -> list[tuple[str, Attribute]]:
     ]
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same: of the same types (1, 1.0 and true differ), their
+    members in the same order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _same_values(old: Sequence[Attribute], new: Sequence[Attribute]) -> bool:
+    """Whether the instances of an attribute have the same kinds and values, in order: their
+    value-index rows, which come from these alone, are then the same (a value written again
+    differs only in its timestamps)."""
+    return len(old) == len(new) and all(
+        a.kind == b.kind and same_json(a.value, b.value) for a, b in zip(old, new, strict=True)
+    )
+
+
+def _same_places(old: list[tuple[str, Attribute]], new: list[tuple[str, Attribute]]) -> bool:
+    """Whether GeoProperty instances have the same names and values, in order: their geo-index
+    rows, which come from these alone, are then the same."""
+    return len(old) == len(new) and all(
+        a[0] == b[0] and same_json(a[1].value, b[1].value) for a, b in zip(old, new, strict=True)
+    )
+
+
+def value_changes(record: EntityChangeRecord) -> tuple[list[str] | None, list[AttrRow]]:
+    """What a write changes in the value index: the attributes whose rows go (None: all of
+    them) and the rows that come."""
+    tenant, entity_id, before, after = (
+        record.tenant,
+        record.entity_id,
+        record.before,
+        record.after,
+    )
+    rows: list[AttrRow] = []
+    stale: list[str] | None = None  # None: every attribute of the entity
+    if before is None or after is None:
+        if after is not None:
+            for name, instances in after.attrs.items():
+                rows.extend(attribute_rows(tenant, entity_id, name, instances))
+        if before is None:
+            stale = []
+    else:
+        stale = []
+        for name in dict.fromkeys([*before.attrs, *after.attrs]):
+            old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
+            if old == new or _same_values(old, new):
+                continue
+            new_rows = attribute_rows(tenant, entity_id, name, new)
+            if new_rows != attribute_rows(tenant, entity_id, name, old):
+                stale.append(name)
+                rows.extend(new_rows)
+    return stale, rows
+
+
+def geo_changes(record: EntityChangeRecord) -> list[GeoRow] | None:
+    """The geo-index rows of the entity after a write, or None when they stay as they were."""
+    before, after = _geo_instances(record.before), _geo_instances(record.after)
+    if before == after or _same_places(before, after):
+        return None
+    rows = geo_rows(record.tenant, record.after)
+    if record.before is not None and geo_rows(record.tenant, record.before) == rows:
+        return None
+    return rows
+
+
 class PostgresQIndex(PostgresCore):
     """Keeps the query indexes in step with the entities, in each write's transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._net_change_hooks.append(self._index_entity)
+        self._set_based_hooks[self._index_entity] = self._index_entities
         self.postgis = False
 
     async def open(self) -> None:
@@ -151,40 +222,67 @@ class PostgresQIndex(PostgresCore):
         await self._index_geometry(conn, record)
         await _index_types(conn, record, count)
 
+    async def _index_entities(
+        self, conn: Connection, records: Sequence[EntityChangeRecord]
+    ) -> None:
+        """Set-based form of :meth:`_index_entity` for many entities (each at most once) of one
+        tenant: a few statements for them all, deferred."""
+        if not records:
+            return
+        tenant = records[0].tenant
+        every: list[str] = []
+        some: list[tuple[str, str]] = []
+        values: list[AttrRow] = []
+        regeo: list[str] = []
+        places: list[GeoRow] = []
+        retyped: list[dict[str, Any]] = []
+        for record in records:
+            stale, rows = value_changes(record)
+            if stale is None:
+                every.append(record.entity_id)
+            else:
+                some += [(record.entity_id, name) for name in stale]
+            values += rows
+            geo = geo_changes(record)
+            if geo is not None:
+                if record.before is not None:
+                    regeo.append(record.entity_id)
+                places += geo
+            retype = _type_change(record)
+            if retype is not None:
+                retyped.append(retype)
+        await _replace_many_values(conn, tenant, every, some, values)
+        if regeo:
+            await defer(
+                conn,
+                "DELETE FROM entity_geo WHERE tenant = %s AND entity_id = ANY(%s::text[])",
+                (tenant, text_array(regeo)),
+            )
+        if places:
+            await defer(
+                conn,
+                _INSERT_PLACES_POSTGIS if self.postgis else _INSERT_PLACES,
+                (
+                    tenant,
+                    orjson.dumps(
+                        [dict(zip(_PLACE_FIELDS, row[1:], strict=True)) for row in places]
+                    ).decode(),
+                ),
+            )
+        if retyped:
+            await defer(
+                conn, _RETYPE_MANY, {"tenant": tenant, "rows": orjson.dumps(retyped).decode()}
+            )
+
     async def _index_values(self, conn: Connection, record: EntityChangeRecord) -> None:
-        tenant, entity_id, before, after = (
-            record.tenant,
-            record.entity_id,
-            record.before,
-            record.after,
-        )
-        rows: list[AttrRow] = []
-        stale: list[str] | None = None  # None: every attribute of the entity
-        if before is None or after is None:
-            if after is not None:
-                for name, instances in after.attrs.items():
-                    rows.extend(attribute_rows(tenant, entity_id, name, instances))
-            if before is None:
-                stale = []
-        else:
-            stale = []
-            for name in dict.fromkeys([*before.attrs, *after.attrs]):
-                old, new = before.attrs.get(name, ()), after.attrs.get(name, ())
-                if old == new:
-                    continue
-                new_rows = attribute_rows(tenant, entity_id, name, new)
-                if new_rows != attribute_rows(tenant, entity_id, name, old):
-                    stale.append(name)
-                    rows.extend(new_rows)
-        await _replace_values(conn, tenant, entity_id, stale, rows)
+        stale, rows = value_changes(record)
+        await _replace_values(conn, record.tenant, record.entity_id, stale, rows)
 
     async def _index_geometry(self, conn: Connection, record: EntityChangeRecord) -> None:
-        if _geo_instances(record.before) == _geo_instances(record.after):
+        after = geo_changes(record)
+        if after is None:
             return
-        after = geo_rows(record.tenant, record.after)
         if record.before is not None:
-            if geo_rows(record.tenant, record.before) == after:
-                return
             await conn.execute(
                 "DELETE FROM entity_geo WHERE tenant = %s AND entity_id = %s",
                 (record.tenant, record.entity_id),
@@ -258,14 +356,55 @@ class PostgresQIndex(PostgresCore):
                 after = (batch[-1][0], batch[-1][1])
 
 
+def _type_change(record: EntityChangeRecord) -> dict[str, Any] | None:
+    """How a write changes the entity's types, as ``_RETYPE_MANY`` takes it (None: it does
+    not)."""
+    before = set(record.before.types) if record.before is not None else set()
+    after = set(record.after.types) if record.after is not None else set()
+    if before == after:
+        return None
+    return {"id": record.entity_id, "old": sorted(before), "new": sorted(after),
+            "removed": sorted(before - after), "added": sorted(after - before)}  # fmt: skip
+
+
+# The type rows and counts of many entities' type changes, as _index_types writes each. An
+# entity indexed has the rows of all its types, so one of its old types tells.
+_RETYPE_MANY = (
+    "WITH d AS MATERIALIZED (SELECT * FROM json_to_recordset(%(rows)s::json) AS d(id text, "
+    "old text[], new text[], removed text[], added text[])), "
+    "counted AS (INSERT INTO entity_type_counts AS c (tenant, types, slot, n) "
+    "SELECT %(tenant)s, x.types, pg_backend_pid(), sum(x.n) FROM ("
+    "SELECT d.old AS types, -1 AS n FROM d WHERE cardinality(d.old) > 0 AND EXISTS "
+    "(SELECT 1 FROM entity_type_ids t WHERE t.tenant = %(tenant)s AND t.type = ANY(d.old) "
+    "AND t.id = d.id) UNION ALL SELECT d.new, 1 FROM d WHERE cardinality(d.new) > 0) AS x "
+    "GROUP BY x.types ON CONFLICT (tenant, types, slot) DO UPDATE SET n = c.n + excluded.n), "
+    "removed AS (DELETE FROM entity_type_ids t USING d, unnest(d.removed) AS r(type) "
+    "WHERE t.tenant = %(tenant)s AND t.type = r.type AND t.id = d.id) "
+    "INSERT INTO entity_type_ids (tenant, type, id) SELECT %(tenant)s, a.type, d.id "
+    "FROM d, unnest(d.added) AS a(type) ON CONFLICT DO NOTHING"
+)
+_PLACE_FIELDS = ("entity_id", "name", "geometry", "bounds", "lon", "lat")
+_INSERT_PLACES = (
+    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat) "
+    "SELECT %s, u.entity_id, u.name, u.geometry::json, u.bounds::box, u.lon, u.lat "
+    "FROM json_to_recordset(%s::json) AS u(entity_id text, name text, geometry text, "
+    "bounds text, lon float8, lat float8)"
+)
+_INSERT_PLACES_POSTGIS = (
+    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat, shape) "
+    "SELECT %s, u.entity_id, u.name, u.geometry::json, u.bounds::box, u.lon, u.lat, "
+    "burgo_shape(u.geometry) FROM json_to_recordset(%s::json) AS u(entity_id text, "
+    "name text, geometry text, bounds text, lon float8, lat float8)"
+)
+
+
 async def _index_types(conn: Connection, record: EntityChangeRecord, count: bool) -> None:
     """The entity's rows of entity_type_ids and, when ``count``, its type set moved from one
     count to the other (both in rows of this session's own slot), in one statement. An entity
     is counted from when its types are indexed: one still waiting for the fill of older
     entities (no entity_type_ids rows yet) is not taken off any count."""
-    before = set(record.before.types) if record.before is not None else set()
-    after = set(record.after.types) if record.after is not None else set()
-    if before == after:
+    change = _type_change(record)
+    if change is None:
         return
     counted = (
         "WITH counted AS (INSERT INTO entity_type_counts AS c (tenant, types, slot, n) "
@@ -282,10 +421,8 @@ async def _index_types(conn: Connection, record: EntityChangeRecord, count: bool
         "INSERT INTO entity_type_ids (tenant, type, id) "
         "SELECT %(tenant)s, type, %(id)s FROM unnest(%(added)s::text[]) AS type "
         "ON CONFLICT DO NOTHING",
-        {"tenant": record.tenant, "id": record.entity_id, "old": sorted(before),
-         "new": sorted(after), "removed": sorted(before - after),
-         "added": sorted(after - before)},
-    )  # fmt: skip
+        {"tenant": record.tenant, **change},
+    )
 
 
 async def fold_type_counts(conn: Connection) -> None:
@@ -316,6 +453,39 @@ def _number_json(value: float | None) -> float | str | None:
     if value is None or math.isfinite(value):
         return value
     return "Infinity" if value > 0 else "-Infinity"
+
+
+async def _replace_many_values(
+    conn: Connection,
+    tenant: str,
+    every: list[str],
+    some: list[tuple[str, str]],
+    rows: list[AttrRow],
+) -> None:
+    """Delete the value rows of the entities ``every`` and of the (entity, attribute) pairs
+    ``some``, and insert ``rows`` (of any entities): three statements at most, deferred."""
+    if every:
+        await defer(
+            conn,
+            "DELETE FROM entity_attr_values WHERE tenant = %s AND entity_id = ANY(%s::text[])",
+            (tenant, text_array(every)),
+        )
+    if some:
+        await defer(
+            conn,
+            "DELETE FROM entity_attr_values v USING unnest(%s::text[], %s::text[]) AS s(id, attr) "
+            "WHERE v.tenant = %s AND v.entity_id = s.id AND v.attr = s.attr",
+            (text_array(e for e, _ in some), text_array(a for _, a in some), tenant),
+        )
+    if rows:
+        rows_json = orjson.dumps([(r[1], r[2], r[3], _number_json(r[4]), r[5]) for r in rows])
+        await defer(
+            conn,
+            "INSERT INTO entity_attr_values (tenant, entity_id, attr, kind, num, txt) "
+            "SELECT %s, r->>0, r->>1, r->>2, (r->>3)::float8, r->>4 "
+            "FROM json_array_elements(%s::json) AS r",
+            (tenant, rows_json.decode()),
+        )
 
 
 async def _replace_values(

@@ -49,6 +49,7 @@ from burgo.store.postgres.temporal_write import (
     partition_name,
     recompute_rollups,
     record_change,
+    record_changes,
     series_ids,
     touch_entity,
 )
@@ -75,6 +76,7 @@ class PostgresTemporal(PostgresCore):
         self._months: set[int] = set()
         self._history_figures: dict[str, float] = {}
         self._change_hooks.append(self._record_history)
+        self._set_based_hooks[self._record_history] = self._record_histories
 
     async def open(self) -> None:
         """Open the store, make sure this month and the next have partitions, and measure the
@@ -86,6 +88,11 @@ class PostgresTemporal(PostgresCore):
 
     async def _record_history(self, conn: Connection, record: EntityChangeRecord) -> None:
         await record_change(conn, record, self._shape_ids, self._ensure_months)
+
+    async def _record_histories(
+        self, conn: Connection, records: Sequence[EntityChangeRecord]
+    ) -> None:
+        await record_changes(conn, records, self._shape_ids, self._ensure_months)
 
     # -- what is only ever added: shapes and partitions -------------------------------------------
 
@@ -139,7 +146,7 @@ class PostgresTemporal(PostgresCore):
 
     async def _ensure_months(self, times: Iterable[int]) -> None:
         """Make sure the history table has a partition for the month of each time."""
-        missing = {month_of(t) for t in times} - self._months
+        missing = {month_of(t) for t in set(times)} - self._months  # writes share times
         if not missing:
             return
         async with self._side_connection() as side:

@@ -19,6 +19,7 @@ from burgo.ngsild.errors import ResourceNotFound
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
 from burgo.store.base import EntityChange, EntityChangeRecord
 from burgo.store.sqlite.core import SqliteCore, StoredChange
+from burgo.store.sqlite.decoded import DecodedEntities
 
 # Ids looked up per statement: well under SQLite's variable limit on every build.
 _CHUNK = 500
@@ -55,7 +56,7 @@ def apply_changes(
 ) -> list[Any]:
     """Run ``changes`` inside the writer's transaction; their results. Raising leaves the job's
     savepoint to undo everything."""
-    states = load_states(conn, tenant, [entity_id for entity_id, _ in changes])
+    states = load_states(conn, tenant, [entity_id for entity_id, _ in changes], core._decoded)
     steps: list[StoredChange] = []
     results = stage_changes(core, tenant, states, changes, steps)
     store_changed(core, conn, tenant, states.values(), steps)
@@ -109,7 +110,7 @@ def store_changed(
     for state in states:
         if state.current is state.stored:
             continue
-        _store(conn, tenant, state)
+        _store(conn, tenant, state, core._decoded)
         new = state.current
         at = core._now() if new is None else new.modified_at or ""
         record = EntityChangeRecord(tenant, state.entity_id, state.stored, new, at)
@@ -118,8 +119,14 @@ def store_changed(
         core._entity_steps_changed(conn, steps, finals)
 
 
-def load_states(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, EntityState]:
-    """The stored entities of ``ids``, decoded once each (absent ids are missing)."""
+def load_states(
+    conn: sqlite3.Connection,
+    tenant: str,
+    ids: list[str],
+    decoded: DecodedEntities | None = None,
+) -> dict[str, EntityState]:
+    """The stored entities of ``ids``, decoded once each (absent ids are missing); ``decoded``
+    gives back those whose documents it knows."""
     wanted = list(dict.fromkeys(ids))
     states: dict[str, EntityState] = {}
     for start in range(0, len(wanted), _CHUNK):
@@ -129,12 +136,21 @@ def load_states(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[s
             f"SELECT pk, id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",  # noqa: S608 - placeholders only
             (tenant, *chunk),
         ):
-            entity = entity_from_storage(orjson.loads(raw))
+            entity = decoded.get(pk, raw) if decoded is not None else None
+            if entity is None:
+                entity = entity_from_storage(orjson.loads(raw))
+                if decoded is not None:
+                    decoded.put(pk, raw, entity)
             states[entity_id] = EntityState(pk, entity_id, entity, entity)
     return states
 
 
-def _store(conn: sqlite3.Connection, tenant: str, state: EntityState) -> None:
+def _store(
+    conn: sqlite3.Connection,
+    tenant: str,
+    state: EntityState,
+    decoded: DecodedEntities | None = None,
+) -> None:
     """Write an entity's final state back: unchanged, updated or deleted."""
     new = state.current
     if new is state.stored:
@@ -142,16 +158,19 @@ def _store(conn: sqlite3.Connection, tenant: str, state: EntityState) -> None:
     if new is None:
         conn.execute("DELETE FROM entities WHERE pk = ?", (state.pk,))
         return
+    doc = orjson.dumps(entity_to_storage(new)).decode()
     conn.execute(
         "UPDATE entities SET types = ?, created_at = ?, modified_at = ?, doc = ? WHERE pk = ?",
         (
             orjson.dumps(list(new.types)).decode(),
             new.created_at or "",
             new.modified_at or "",
-            orjson.dumps(entity_to_storage(new)).decode(),
+            doc,
             state.pk,
         ),
     )
+    if decoded is not None:
+        decoded.written(state.pk, doc, new, state.stored)
     if new.types != state.stored.types:
         conn.execute("DELETE FROM entity_types WHERE entity_pk = ?", (state.pk,))
         conn.executemany(

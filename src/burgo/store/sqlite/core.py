@@ -28,6 +28,7 @@ from burgo.ngsild.errors import (
 )
 from burgo.ngsild.times import format_datetime
 from burgo.store.base import DEFAULT_TENANT, EntityChangeRecord
+from burgo.store.sqlite.decoded import DecodedEntities
 from burgo.store.sqlite.migrations import migrate, schema_version
 from burgo.store.sqlite.plain import clear_instances, fill_instances
 from burgo.store.sqlite.qsql import register_functions
@@ -117,6 +118,8 @@ class SqliteCore:
         self._thread_reads = 0
         self._thread_reads_done = threading.Condition()
         self._tenants: set[str] = {DEFAULT_TENANT}
+        # Entities the writer decoded or wrote lately (writer thread only).
+        self._decoded = DecodedEntities()
         self._opened = False
         self._change_hooks: list[ChangeHook] = []
         self._batch_hooks: list[BatchHook] = []

@@ -175,7 +175,7 @@ class SqliteDevices(SqliteCore):
             if m.tenant in self._tenants:
                 wanted.setdefault(m.tenant, []).extend(entity_id for entity_id, _ in m.updates)
         states: dict[str, dict[str, EntityState]] = {
-            tenant: load_states(conn, tenant, ids) for tenant, ids in wanted.items()
+            tenant: load_states(conn, tenant, ids, self._decoded) for tenant, ids in wanted.items()
         }
         steps: dict[str, list[StoredChange]] = {tenant: [] for tenant in wanted}
         reports = _Reports(conn)

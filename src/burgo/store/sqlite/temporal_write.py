@@ -153,6 +153,7 @@ def add_points_to_rollups(
                     acc[3] = value if value > acc[3] else acc[3]
                     acc[4] += float(value) * value
             rows += [(series, grain, b, *acc) for b, acc in buckets.items()]
+    rows.sort(key=_rollup_key)  # in key order: consecutive rows share pages
     conn.executemany(
         "INSERT INTO history_rollups (series, grain, bucket, n, total, low, high, sumsq) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series, grain, bucket) DO UPDATE SET "
@@ -160,6 +161,10 @@ def add_points_to_rollups(
         "high = max(high, excluded.high), sumsq = sumsq + excluded.sumsq",
         rows,
     )
+
+
+def _rollup_key(row: tuple[Any, ...]) -> tuple[int, int, int]:
+    return row[0], row[1], row[2]
 
 
 def recompute_rollups(conn: sqlite3.Connection, series: int, times: Iterable[int]) -> None:
@@ -237,11 +242,12 @@ def record_changes(
         for name, attr in changed:
             row = writer.encode(conn, attr, at, memo)
             key = (tenant, entity_id, name, attr.dataset_id or "")
-            pending.append((key, attr.kind.value, row[1] is None, row))
+            # _value_, the member's value as stored: .value is a property, slow for every row.
+            pending.append((key, attr.kind._value_, row[1] is None, row))
         for name, attr in deleted:
             key = (tenant, entity_id, name, attr.dataset_id or "")
-            tombstone: Row = (at, None, DELETED, attr.kind.value, None)
-            pending.append((key, attr.kind.value, False, tombstone))
+            tombstone: Row = (at, None, DELETED, attr.kind._value_, None)
+            pending.append((key, attr.kind._value_, False, tombstone))
     if touched:
         conn.executemany(
             "INSERT INTO history_entities (tenant, id, types, created_at, deleted_at) "
@@ -277,6 +283,9 @@ def record_changes(
             first,
         )
     if later:
+        # In key order, so that consecutive rows land in the same pages of the table (a stable
+        # sort: rows of one series and time keep their order, which numbers them).
+        later.sort(key=_series_and_time)
         conn.executemany(
             "INSERT INTO history (series, t, seq, num, shape, doc, rec) VALUES (?1, ?2, "
             "(SELECT coalesce(max(seq) + 1, 0) FROM history WHERE series = ?1 AND t = ?2), "
@@ -285,6 +294,10 @@ def record_changes(
         )
     if points:
         add_points_to_rollups(conn, points)
+
+
+def _series_and_time(row: tuple[int, *Row]) -> tuple[int, int]:
+    return row[0], row[1]
 
 
 def series_ids(
