@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from burgo.ngsild.context import JSONLD_CONTEXT_REL
@@ -137,10 +137,15 @@ async def read_json(request: Request, max_bytes: int, allowed: tuple[str, ...]) 
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_bytes:
+                raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
+    except ClientDisconnect as exc:
+        # The client's mistake (or its choice), not the server's: a 400 nobody reads, counted
+        # as such, rather than an unexpected error in the log and a 500 in /metrics.
+        raise InvalidRequest("The connection closed before the whole body arrived") from exc
     if not raw:
         raise InvalidRequest("The request body is empty; a JSON document is expected")
     try:
