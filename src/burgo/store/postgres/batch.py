@@ -59,12 +59,9 @@ _INSERT_ROWS = (
     "FROM json_to_recordset(%s::json) AS u(id text, types text[], created_at text, "
     "modified_at text, doc text)"
 )
-_UPDATE_ROWS = (
-    "UPDATE entities e SET types = u.types, created_at = u.created_at, "
-    "modified_at = u.modified_at, doc = u.doc::json "
-    "FROM json_to_recordset(%s::json) AS u(id text, types text[], created_at text, "
-    "modified_at text, doc text) WHERE e.tenant = %s AND e.id = u.id"
-)
+# Each row through the primary key (migration 0011): one UPDATE joining the rows was planned as a
+# scan of every entity.
+_UPDATE_ROWS = "SELECT burgo_update_entities(%s, %s::json)"
 
 
 class PostgresBatch(PostgresCore):
@@ -185,7 +182,7 @@ class PostgresBatch(PostgresCore):
         if new:
             await defer(conn, _INSERT_ROWS, (tenant, _rows_json(new)))
         if changed:
-            await defer(conn, _UPDATE_ROWS, (_rows_json(changed), tenant))
+            await defer(conn, _UPDATE_ROWS, (tenant, _rows_json(changed)))
 
     async def _changed_together(
         self, conn: Connection, records: Sequence[EntityChangeRecord]
