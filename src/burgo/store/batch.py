@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from burgo.ngsild.errors import NgsiLdError
+from burgo.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from burgo.ngsild.model import Entity
 
 # Applied to the stored entity inside the write transaction: the new entity (None deletes it,
@@ -33,6 +33,18 @@ class EntityWrite:
     entity_id: str
     create: Entity | None = None
     change: BatchChange | None = None
+
+
+def written(write: EntityWrite, before: Entity | None) -> tuple[Entity | None, Any]:
+    """What ``write`` makes of the entity it finds (``before``; None: none exists), and the value
+    its outcome hands back; AlreadyExists or ResourceNotFound when it cannot apply."""
+    if before is None:
+        if write.create is None:
+            raise ResourceNotFound(f"Entity {write.entity_id} was not found")
+        return write.create, None
+    if write.change is None:
+        raise AlreadyExists(f"Entity {write.entity_id} already exists")
+    return write.change(before)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,13 @@ import orjson
 import psycopg
 
 from burgo.ngsild.errors import (
-    AlreadyExists,
     BadRequestData,
     NgsiLdError,
-    ResourceNotFound,
     ServiceUnavailable,
 )
 from burgo.ngsild.model import Entity, entity_from_storage
 from burgo.store.base import EntityChangeRecord
-from burgo.store.batch import EntityWrite, WriteOutcome
+from burgo.store.batch import EntityWrite, WriteOutcome, written
 from burgo.store.postgres.core import (
     RETRY_LATER,
     ChangeHook,
@@ -123,15 +121,7 @@ class PostgresBatch(PostgresCore):
             entity_id = write.entity_id
             before = current.get(entity_id)
             try:
-                if before is None:
-                    if write.create is None:
-                        raise ResourceNotFound(f"Entity {entity_id} was not found")
-                    after: Entity | None = write.create
-                    result = None
-                else:
-                    if write.change is None:
-                        raise AlreadyExists(f"Entity {entity_id} already exists")
-                    after, result = write.change(before)
+                after, result = written(write, before)
             except NgsiLdError as exc:
                 outcomes.append(WriteOutcome(entity_id, error=exc))
                 continue
@@ -239,17 +229,9 @@ class PostgresBatch(PostgresCore):
         entity_id = write.entity_id
         current = stored.get(entity_id)
         try:
-            if current is None:
-                if write.create is None:
-                    raise ResourceNotFound(f"Entity {entity_id} was not found")
-                new: Entity | None = write.create
-                result = None
-            else:
-                if write.change is None:
-                    raise AlreadyExists(f"Entity {entity_id} already exists")
-                new, result = write.change(current)
-                if new is current:
-                    return WriteOutcome(entity_id, result=result)
+            new, result = written(write, current)
+            if current is not None and new is current:
+                return WriteOutcome(entity_id, result=result)
             async with conn.transaction():
                 if current is None:
                     assert new is not None
