@@ -161,29 +161,13 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
 
     # -- the change hook (inside the entity write's transaction) --------------------------------
 
-    async def _queue_notifications(self, conn: Connection, record: EntityChangeRecord) -> None:
-        matchers = self._matchers.get(record.tenant)
-        if not matchers:
-            return
-        for matcher in list(matchers.values()):
-            try:
-                change = matcher.match(record.before, record.after, record.at)
-            except NgsiLdError as exc:
-                log.warning("Subscription %s: %s", matcher.subscription.id, exc)
-                continue
-            if change is not None:
-                await self._insert_outbox(conn, record.tenant, matcher.subscription.id, [change])
-                self._on_commit(self._wake)
-
-    async def _queue_many_notifications(
-        self, conn: Connection, records: Sequence[EntityChangeRecord]
-    ) -> None:
-        """Set-based form of :meth:`_queue_notifications` for the writes of many entities of
-        one tenant: their notifications queued in one statement, in the same order."""
+    def _matched(self, records: Sequence[EntityChangeRecord]) -> list[tuple[str, EntityChange]]:
+        """The notifications the writes of one tenant's entities make, in order: each
+        subscription's id and the change it is told of."""
         matchers = self._matchers.get(records[0].tenant) if records else None
+        found: list[tuple[str, EntityChange]] = []
         if not matchers:
-            return
-        rows = []
+            return found
         for record in records:
             for matcher in list(matchers.values()):
                 try:
@@ -192,10 +176,28 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
                     log.warning("Subscription %s: %s", matcher.subscription.id, exc)
                     continue
                 if change is not None:
-                    queued = {"subscription_id": matcher.subscription.id, "created_at": change.at}
-                    # As a JSON text, cast as a single write's is (see batch.py).
-                    changes = orjson.dumps([change.to_json()]).decode()
-                    rows.append({**queued, "changes": changes})
+                    found.append((matcher.subscription.id, change))
+        return found
+
+    async def _queue_notifications(self, conn: Connection, record: EntityChangeRecord) -> None:
+        for sub_id, change in self._matched([record]):
+            await self._insert_outbox(conn, record.tenant, sub_id, [change])
+            self._on_commit(self._wake)
+
+    async def _queue_many_notifications(
+        self, conn: Connection, records: Sequence[EntityChangeRecord]
+    ) -> None:
+        """Set-based form of :meth:`_queue_notifications` for the writes of many entities of
+        one tenant: their notifications queued in one statement, in the same order."""
+        rows = [
+            # Each change as a JSON text, cast as a single write's is (see batch.py).
+            {
+                "subscription_id": sub_id,
+                "created_at": change.at,
+                "changes": orjson.dumps([change.to_json()]).decode(),
+            }
+            for sub_id, change in self._matched(records)
+        ]
         if not rows:
             return
         cursor = await conn.execute(
