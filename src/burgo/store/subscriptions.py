@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from burgo.ngsild.errors import NgsiLdError
 from burgo.ngsild.notification import EntityChange, Matcher
@@ -20,6 +20,9 @@ from burgo.ngsild.subscription import (
     Subscription,
     subscription_from_storage,
 )
+
+if TYPE_CHECKING:  # base.py imports this module
+    from burgo.store.base import EntityChangeRecord
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,26 @@ class SubscriptionCache:
         else:
             current[sub_id] = Matcher.of(sub)
         self._matchers = {**self._matchers, tenant: current}
+
+    def _matched(
+        self, records: Iterable[EntityChangeRecord]
+    ) -> list[tuple[str, str, EntityChange]]:
+        """The notifications entity writes make, in order: each tenant, subscription id and
+        the change the subscription is told of (a subscription that cannot match is logged)."""
+        found: list[tuple[str, str, EntityChange]] = []
+        for record in records:
+            matchers = self._matchers.get(record.tenant)
+            if not matchers:
+                continue
+            for matcher in matchers.values():
+                try:
+                    change = matcher.match(record.before, record.after, record.at)
+                except NgsiLdError as exc:
+                    log.warning("Subscription %s: %s", matcher.subscription.id, exc)
+                    continue
+                if change is not None:
+                    found.append((record.tenant, matcher.subscription.id, change))
+        return found
 
     def outbox_listener(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever an entity write has queued notifications."""

@@ -161,27 +161,9 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
 
     # -- the change hook (inside the entity write's transaction) --------------------------------
 
-    def _matched(self, records: Sequence[EntityChangeRecord]) -> list[tuple[str, EntityChange]]:
-        """The notifications the writes of one tenant's entities make, in order: each
-        subscription's id and the change it is told of."""
-        matchers = self._matchers.get(records[0].tenant) if records else None
-        found: list[tuple[str, EntityChange]] = []
-        if not matchers:
-            return found
-        for record in records:
-            for matcher in list(matchers.values()):
-                try:
-                    change = matcher.match(record.before, record.after, record.at)
-                except NgsiLdError as exc:
-                    log.warning("Subscription %s: %s", matcher.subscription.id, exc)
-                    continue
-                if change is not None:
-                    found.append((matcher.subscription.id, change))
-        return found
-
     async def _queue_notifications(self, conn: Connection, record: EntityChangeRecord) -> None:
-        for sub_id, change in self._matched([record]):
-            await self._insert_outbox(conn, record.tenant, sub_id, [change])
+        for tenant, sub_id, change in self._matched([record]):
+            await self._insert_outbox(conn, tenant, sub_id, [change])
             self._on_commit(self._wake)
 
     async def _queue_many_notifications(
@@ -196,7 +178,7 @@ class PostgresSubscriptions(SubscriptionCache, PostgresCore):
                 "created_at": change.at,
                 "changes": orjson.dumps([change.to_json()]).decode(),
             }
-            for sub_id, change in self._matched(records)
+            for _, sub_id, change in self._matched(records)
         ]
         if not rows:
             return

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from burgo.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
+from burgo.ngsild.errors import AlreadyExists, ResourceNotFound
 from burgo.ngsild.model import entity_from_storage
 from burgo.ngsild.notification import EntityChange, Matcher
 from burgo.ngsild.subscription import (
@@ -81,21 +81,10 @@ class SqliteSubscriptions(SubscriptionCache, SqliteCore):
     def _queue_notifications(
         self, conn: sqlite3.Connection, changes: Sequence[StoredChange]
     ) -> None:
-        rows: list[tuple[str, str, str, str]] = []
-        for stored in changes:
-            record = stored.record
-            matchers = self._matchers.get(record.tenant)
-            if not matchers:
-                continue
-            for matcher in matchers.values():
-                try:
-                    change = matcher.match(record.before, record.after, record.at)
-                except NgsiLdError as exc:
-                    log.warning("Subscription %s: %s", matcher.subscription.id, exc)
-                    continue
-                if change is not None:
-                    payload = orjson.dumps([change.to_json()]).decode()
-                    rows.append((record.tenant, matcher.subscription.id, payload, change.at))
+        rows = [
+            (tenant, sub_id, orjson.dumps([change.to_json()]).decode(), change.at)
+            for tenant, sub_id, change in self._matched(stored.record for stored in changes)
+        ]
         if not rows:
             return
         conn.executemany(
