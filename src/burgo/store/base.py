@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from burgo.ngsild.errors import ResourceNotFound
 from burgo.ngsild.model import Entity
 from burgo.store import devices as devices
 from burgo.store.batch import BatchStore
@@ -50,6 +51,41 @@ class EntityChangeRecord:
     before: Entity | None
     after: Entity | None
     at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StagedChanges:
+    """What a job's changes did, run in memory: their results, each entity's new state (None:
+    deleted) and a record per change that changed something."""
+
+    results: list[Any]
+    entities: dict[str, Entity | None]
+    records: list[EntityChangeRecord]
+
+
+def run_changes(
+    tenant: str,
+    changes: Sequence[tuple[str, EntityChange[Any]]],
+    current: Callable[[str], Entity | None],
+    now: Callable[[], str],
+) -> StagedChanges:
+    """Run ``changes`` in order, each on the entity as the changes before it left it (else as
+    ``current`` gives it; None: there is none), writing nothing. ResourceNotFound, or whatever a
+    change raises, ends the job: the caller keeps nothing of it."""
+    staged = StagedChanges([], {}, [])
+    entities = staged.entities
+    for entity_id, change in changes:
+        before = entities[entity_id] if entity_id in entities else current(entity_id)
+        if before is None:
+            raise ResourceNotFound(f"Entity {entity_id} was not found")
+        new, result = change(before)
+        staged.results.append(result)
+        if new is before:
+            continue
+        entities[entity_id] = new
+        at = now() if new is None else new.modified_at or ""
+        staged.records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
+    return staged
 
 
 @dataclass(frozen=True, slots=True)

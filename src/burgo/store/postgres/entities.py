@@ -8,9 +8,9 @@ from typing import Any, LiteralString, TypeVar, cast
 import orjson
 from psycopg import errors
 
-from burgo.ngsild.errors import AlreadyExists, ResourceNotFound, ServiceUnavailable
+from burgo.ngsild.errors import AlreadyExists, ServiceUnavailable
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
-from burgo.store.base import EntityChange, EntityChangeRecord
+from burgo.store.base import EntityChange, EntityChangeRecord, run_changes
 from burgo.store.postgres.core import (
     RETRY_LATER,
     ROWS,
@@ -109,27 +109,14 @@ class Staging:
     ) -> list[Any] | Exception:
         """Apply one job's changes in order: their results, or the exception one of them raised
         (the job then changes nothing)."""
-        staged: dict[tuple[str, str], Entity | None] = {}
-        records: list[EntityChangeRecord] = []
-        results: list[Any] = []
+        current = self.current
         try:
-            for entity_id, change in changes:
-                key = (tenant, entity_id)
-                before = staged[key] if key in staged else self.current.get(key)
-                if before is None:
-                    raise ResourceNotFound(f"Entity {entity_id} was not found")
-                new, result = change(before)
-                results.append(result)
-                if new is before:
-                    continue
-                staged[key] = new
-                at = now() if new is None else new.modified_at or ""
-                records.append(EntityChangeRecord(tenant, entity_id, before, new, at))
+            staged = run_changes(tenant, changes, lambda i: current.get((tenant, i)), now)
         except Exception as exc:  # noqa: BLE001 - this job's own error, the others go on
             return exc
-        self.current.update(staged)
-        self.records += records
-        return results
+        current.update(((tenant, i), entity) for i, entity in staged.entities.items())
+        self.records += staged.records
+        return staged.results
 
 
 class PostgresEntities(PostgresCore):

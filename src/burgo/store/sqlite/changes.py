@@ -15,9 +15,8 @@ from typing import Any
 
 import orjson
 
-from burgo.ngsild.errors import ResourceNotFound
 from burgo.ngsild.model import Entity, entity_from_storage, entity_to_storage
-from burgo.store.base import EntityChange, EntityChangeRecord
+from burgo.store.base import EntityChange, EntityChangeRecord, run_changes
 from burgo.store.sqlite.core import SqliteCore, StoredChange
 from burgo.store.sqlite.decoded import DecodedEntities
 
@@ -73,28 +72,18 @@ def stage_changes(
     """Run ``changes`` on the entities' current states (nothing written yet); their results.
     The new states and the steps (appended to ``steps``) are kept only if every change
     succeeds: raising leaves ``states`` and ``steps`` as they were."""
-    staged: dict[str, Entity | None] = {}
-    new_steps: list[StoredChange] = []
-    results: list[Any] = []
-    for entity_id, change in changes:
+
+    def current(entity_id: str) -> Entity | None:
         state = states.get(entity_id)
-        if state is None:
-            raise ResourceNotFound(f"Entity {entity_id} was not found")
-        before = staged.get(entity_id, state.current)
-        if before is None:
-            raise ResourceNotFound(f"Entity {entity_id} was not found")
-        new, result = change(before)
-        results.append(result)
-        if new is before:
-            continue
-        staged[entity_id] = new
-        at = core._now() if new is None else new.modified_at or ""
-        record = EntityChangeRecord(tenant, entity_id, before, new, at)
-        new_steps.append(StoredChange(record, None if new is None else state.pk))
-    for entity_id, entity in staged.items():
+        return None if state is None else state.current
+
+    staged = run_changes(tenant, changes, current, core._now)
+    for entity_id, entity in staged.entities.items():
         states[entity_id].current = entity
-    steps += new_steps
-    return results
+    steps += (
+        StoredChange(r, None if r.after is None else states[r.entity_id].pk) for r in staged.records
+    )
+    return staged.results
 
 
 def store_changed(
