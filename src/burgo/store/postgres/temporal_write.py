@@ -275,11 +275,6 @@ async def start_entity(
     """Record a new entity (or one seen again) with its types from ``at``, and create the series
     of ``items`` that do not exist yet, in one statement (recording their rows then marks them
     mixed where needed)."""
-    series = [
-        {"entity_id": e.key[0], "attr": e.key[1], "dataset_id": e.key[2], "kind": e.kind,
-         "mixed": e.mixed}
-        for e in items
-    ]  # fmt: skip
     await conn.execute(
         "WITH e AS (INSERT INTO history_entities (tenant, id, types, created_at, deleted_at) "
         "VALUES (%(tenant)s, %(id)s, %(types)s, %(at)s, NULL) ON CONFLICT (tenant, id) "
@@ -288,8 +283,17 @@ async def start_entity(
         "SELECT %(tenant)s, u.* FROM json_to_recordset(%(series)s::json) AS u(entity_id text, "
         "attr text, dataset_id text, kind text, mixed boolean) ON CONFLICT DO NOTHING",
         {"tenant": tenant, "id": entity_id, "types": list(dict.fromkeys(types)), "at": at,
-         "series": orjson.dumps(series).decode()},
+         "series": orjson.dumps(_series_rows(items)).decode()},
     )  # fmt: skip
+
+
+def _series_rows(items: Iterable[Encoded]) -> list[dict[str, Any]]:
+    """The series of ``items`` as the statements creating them take them."""
+    return [
+        {"entity_id": e.key[0], "attr": e.key[1], "dataset_id": e.key[2], "kind": e.kind,
+         "mixed": e.mixed}
+        for e in items
+    ]  # fmt: skip
 
 
 async def record_rows(
@@ -313,33 +317,54 @@ async def record_rows(
     await defer_rows(conn, "SELECT burgo_record_history_set(%s, %s::json)", (tenant, ROWS), rows)
 
 
+class WriteHistory:
+    """What one entity write adds to the history: its time, the rows of its changed instances
+    (``new``) and then of its removed ones (``items`` holds both), whether the entity is new,
+    its types when it starts or changes them, and whether it ended."""
+
+    __slots__ = ("at", "created", "ended", "items", "new", "types")
+
+    def __init__(self, record: EntityChangeRecord) -> None:
+        memo = Memo()
+        entity_id = record.entity_id
+        self.at = at = memo.millis(record.at, "time of the change") if record.at else 0
+        before, after = record.before, record.after
+        self.created = before is None
+        self.ended = after is None
+        self.types: list[str] | None = None
+        if after is None:
+            assert before is not None
+            deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
+            self.new: list[Encoded] = []
+        else:
+            changed, deleted = changed_instances(before, after)
+            self.new = [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
+            if before is None or before.types != after.types:
+                self.types = list(dict.fromkeys(after.types))
+        self.items = self.new + [
+            deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted
+        ]
+
+
 async def record_change(
     conn: Connection, record: EntityChangeRecord, shapes: ShapeIds, months: Months
 ) -> None:
     """The history of one entity write, in its transaction: changed instances as new values,
     removed ones as deletion records, the entity's types and deletion time."""
-    memo = Memo()
     tenant, entity_id = record.tenant, record.entity_id
-    at = memo.millis(record.at, "time of the change") if record.at else 0
-    before, after = record.before, record.after
-    items: list[Encoded] = []
-    if after is None:
-        assert before is not None
-        deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
+    written = WriteHistory(record)
+    if written.ended:
         await conn.execute(
             "UPDATE history_entities SET deleted_at = %s WHERE tenant = %s AND id = %s",
-            (at, tenant, entity_id),
+            (written.at, tenant, entity_id),
         )
-    else:
-        changed, deleted = changed_instances(before, after)
-        items += [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
-        if before is None:  # a new entity: its series are most likely new too
-            await start_entity(conn, tenant, entity_id, after.types, at, items)
-        elif before.types != after.types:
-            await touch_entity(conn, tenant, entity_id, after.types, at)
-    items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
-    if items:
-        await record_rows(conn, tenant, items, shapes, months)
+    elif written.types is not None:
+        if written.created:  # a new entity: its series are most likely new too
+            await start_entity(conn, tenant, entity_id, written.types, written.at, written.new)
+        else:
+            await touch_entity(conn, tenant, entity_id, written.types, written.at)
+    if written.items:
+        await record_rows(conn, tenant, written.items, shapes, months)
 
 
 # The entities of many writes recorded as existing (new, seen again or retyped) from their time,
@@ -373,28 +398,14 @@ async def record_changes(
     ended: list[dict[str, Any]] = []
     items: list[Encoded] = []
     for record in records:
-        memo = Memo()
-        entity_id = record.entity_id
-        at = memo.millis(record.at, "time of the change") if record.at else 0
-        before, after = record.before, record.after
-        if after is None:
-            assert before is not None
-            deleted = [(n, a) for n, instances in before.attrs.items() for a in instances]
-            ended.append({"id": entity_id, "at": at})
-        else:
-            changed, deleted = changed_instances(before, after)
-            new = [encode((entity_id, n, a.dataset_id or ""), a, at, memo) for n, a in changed]
-            items += new
-            if before is None or before.types != after.types:
-                types = list(dict.fromkeys(after.types))
-                started.append({"id": entity_id, "types": types, "at": at})
-            if before is None:  # a new entity: its series are most likely new too
-                series += [
-                    {"entity_id": e.key[0], "attr": e.key[1], "dataset_id": e.key[2],
-                     "kind": e.kind, "mixed": e.mixed}
-                    for e in new
-                ]  # fmt: skip
-        items += [deletion((entity_id, n, a.dataset_id or ""), a, at) for n, a in deleted]
+        written = WriteHistory(record)
+        if written.ended:
+            ended.append({"id": record.entity_id, "at": written.at})
+        elif written.types is not None:
+            started.append({"id": record.entity_id, "types": written.types, "at": written.at})
+            if written.created:  # a new entity: its series are most likely new too
+                series += _series_rows(written.new)
+        items += written.items
     if ended:
         await defer(conn, _END_ENTITIES, (orjson.dumps(ended).decode(), tenant))
     if started:
