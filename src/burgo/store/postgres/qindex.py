@@ -258,17 +258,7 @@ class PostgresQIndex(PostgresCore):
                 "DELETE FROM entity_geo WHERE tenant = %s AND entity_id = ANY(%s::text[])",
                 (tenant, text_array(regeo)),
             )
-        if places:
-            await defer(
-                conn,
-                _INSERT_PLACES_POSTGIS if self.postgis else _INSERT_PLACES,
-                (
-                    tenant,
-                    orjson.dumps(
-                        [dict(zip(_PLACE_FIELDS, row[1:], strict=True)) for row in places]
-                    ).decode(),
-                ),
-            )
+        await self._insert_geometry(conn, tenant, places)
         if retyped:
             await defer(
                 conn, _RETYPE_MANY, {"tenant": tenant, "rows": orjson.dumps(retyped).decode()}
@@ -287,24 +277,18 @@ class PostgresQIndex(PostgresCore):
                 "DELETE FROM entity_geo WHERE tenant = %s AND entity_id = %s",
                 (record.tenant, record.entity_id),
             )
-        await self._insert_geometry(conn, after)
+        await self._insert_geometry(conn, record.tenant, after)
 
-    async def _insert_geometry(self, conn: Connection, rows: list[GeoRow]) -> None:
+    async def _insert_geometry(self, conn: Connection, tenant: str, rows: list[GeoRow]) -> None:
+        """Insert geo-index rows (of one tenant's entities) in one statement, deferred."""
         if not rows:
             return
-        async with conn.cursor() as cursor:
-            if self.postgis:
-                await cursor.executemany(
-                    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat, "
-                    "shape) VALUES (%s, %s, %s, %s, %s::box, %s, %s, burgo_shape(%s))",
-                    [(*row, row[3]) for row in rows],
-                )
-            else:
-                await cursor.executemany(
-                    "INSERT INTO entity_geo (tenant, entity_id, name, geometry, bounds, lon, lat) "
-                    "VALUES (%s, %s, %s, %s, %s::box, %s, %s)",
-                    rows,
-                )
+        places = [dict(zip(_PLACE_FIELDS, row[1:], strict=True)) for row in rows]
+        await defer(
+            conn,
+            _INSERT_PLACES_POSTGIS if self.postgis else _INSERT_PLACES,
+            (tenant, orjson.dumps(places).decode()),
+        )
 
     async def _backfill(self) -> None:
         """Index the entities stored before the query indexes existed (once, in batches)."""
