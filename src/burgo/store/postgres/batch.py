@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 
 import orjson
 import psycopg
@@ -35,6 +34,7 @@ from burgo.store.postgres.core import (
     Connection,
     PostgresCore,
     defer,
+    net_changes,
     read,
     text_array,
     translate_error,
@@ -184,13 +184,7 @@ class PostgresBatch(PostgresCore):
         for run in _runs(records):
             for hook in self._change_hooks:
                 await self._call_hook(conn, hook, run)
-        net: dict[str, EntityChangeRecord] = {}
-        for record in records:
-            first = net.get(record.entity_id)
-            if first is not None:
-                record = replace(record, before=first.before)
-            net[record.entity_id] = record
-        changes = [r for r in net.values() if r.before is not None or r.after is not None]
+        changes = net_changes(records)
         if changes:
             for hook in self._net_change_hooks:
                 await self._call_hook(conn, hook, changes)

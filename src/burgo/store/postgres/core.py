@@ -255,6 +255,17 @@ def _with_rows(params: tuple[Any, ...], rows: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(text if value is ROWS else value for value in params)
 
 
+def net_changes(records: Sequence[EntityChangeRecord]) -> list[EntityChangeRecord]:
+    """Each entity's net change over ``records``, in the order entities first appear: its first
+    ``before`` and its last ``after``; an entity made and removed again has none."""
+    net: dict[tuple[str, str], EntityChangeRecord] = {}
+    for record in records:
+        key = (record.tenant, record.entity_id)
+        first = net.get(key)
+        net[key] = record if first is None else replace(record, before=first.before)
+    return [r for r in net.values() if r.before is not None or r.after is not None]
+
+
 class PostgresCore:
     """The pool, the schema and the tenants of one PostgreSQL database."""
 
@@ -456,14 +467,7 @@ class PostgresCore:
                     await outcome
         if not self._net_change_hooks:
             return
-        net: dict[tuple[str, str], EntityChangeRecord] = {}
-        for record in records:
-            key = (record.tenant, record.entity_id)
-            first = net.get(key)
-            net[key] = record if first is None else replace(record, before=first.before)
-        for record in net.values():
-            if record.before is None and record.after is None:
-                continue  # made and removed in the same transaction: nothing to index
+        for record in net_changes(records):
             for hook in self._net_change_hooks:
                 outcome = hook(conn, record)
                 if outcome is not None:
